@@ -1,0 +1,1 @@
+"""Amaranth RTL of the TSP slice. `python -m hdl.build` emits Verilog."""
