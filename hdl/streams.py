@@ -1,0 +1,79 @@
+"""Stream fabric: the eastward and westward stream registers of every position.
+
+Timing (docs/architecture.md, section 2): every cycle each register loads either the value its
+own position's unit produces on that stream/direction, or its upstream neighbour; zeros enter at
+the edges. So a value moves one position per cycle and falls off the chip edge. `clear` zeroes
+every register (used at program START).
+
+Signals (P positions, S streams, V = vec_bits), see `StreamFabric`:
+  wen[p][d]      S-bit mask: the unit at p writes stream s in direction d (0 east, 1 west)
+  wdata[p][d][s] the value written on stream s
+  cur[p][d][s]   the register contents during this cycle
+"""
+from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth.lib import data
+
+from tsp.config import TspConfig
+
+__all__ = ["StreamFabric", "stream_layout", "select_stream"]
+
+
+def stream_layout(config: TspConfig) -> data.ArrayLayout:
+    """The S vectors of one direction at one position."""
+    return data.ArrayLayout(unsigned(config.vec_bits), config.streams)
+
+
+def select_stream(config: TspConfig, cur_e, cur_w, operand):
+    """The vector named by a 6-bit stream operand (bit 5 = west), zero for an index >= streams."""
+    S = config.streams
+    ibits = max(1, (S - 1).bit_length())
+    idx = operand[:ibits]
+    east = Array([cur_e[i] for i in range(S)] + [Const(0, config.vec_bits)] * ((1 << ibits) - S))
+    west = Array([cur_w[i] for i in range(S)] + [Const(0, config.vec_bits)] * ((1 << ibits) - S))
+    valid = operand[:5] < S
+    return Mux(valid, Mux(operand[5], west[idx], east[idx]), 0)
+
+
+class StreamFabric(Elaboratable):
+    """The stream registers. Plain per-register signals (not one wide port) keep elaboration fast.
+
+    wen[p][d]      Signal(S): stream mask the unit at p writes in direction d this cycle
+    wdata[p][d][s] Signal(V): the value written
+    cur[p][d][s]   Signal(V): register contents during this cycle
+    clear          Signal():  zero every register at the next edge
+    """
+
+    def __init__(self, config: TspConfig):
+        self.config = config
+        P, S, V = config.num_positions, config.streams, config.vec_bits
+        names = config.positions
+        self.clear = Signal()
+        self.wen = [[Signal(S, name=f"wen_{names[p]}_{'EW'[d]}") for d in (0, 1)]
+                    for p in range(P)]
+        self.wdata = [[[Signal(V, name=f"wdata_{names[p]}_{'EW'[d]}{s}") for s in range(S)]
+                       for d in (0, 1)] for p in range(P)]
+        self.cur = [[[Signal(V, name=f"{'EW'[d]}{s}_{names[p]}") for s in range(S)]
+                     for d in (0, 1)] for p in range(P)]
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        P, S = cfg.num_positions, cfg.streams
+        loads = []
+        for p in range(P):
+            for d in (0, 1):
+                upstream = p - 1 if d == 0 else p + 1
+                for s in range(S):
+                    incoming = (self.cur[upstream][d][s] if 0 <= upstream < P
+                                else Const(0, cfg.vec_bits))
+                    nxt = Mux(self.wen[p][d][s], self.wdata[p][d][s], incoming)
+                    loads.append(self.cur[p][d][s].eq(Mux(self.clear, 0, nxt)))
+        m.d.sync += loads
+        return m
+
+
+def flatten_direction(fabric: StreamFabric, d: int):
+    """All registers of direction d as one value: ((p*S + s)*V) bit order (the dbg_* ports)."""
+    cfg = fabric.config
+    return Cat(*[fabric.cur[p][d][s] for p in range(cfg.num_positions)
+                 for s in range(cfg.streams)])
