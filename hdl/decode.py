@@ -3,7 +3,7 @@ from amaranth import Value
 
 from tsp import isa
 
-__all__ = ["opcode", "fld", "OP", "is_op"]
+__all__ = ["OP", "fld", "is_op", "opcode"]
 
 OP = {i.name: i.opcode for i in isa.INSTRUCTIONS}
 

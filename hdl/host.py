@@ -56,10 +56,9 @@ class HostPort(wiring.Component):
             with m.State("REQ"):
                 m.d.comb += self.req_valid.eq(1)
                 m.next = "WAIT"
-            with m.State("WAIT"):
-                with m.If(self.resp_valid):
-                    m.d.sync += [rdata.eq(self.resp_data), resp.eq(self.resp_code)]
-                    m.next = "RESP"
+            with m.State("WAIT"), m.If(self.resp_valid):
+                m.d.sync += [rdata.eq(self.resp_data), resp.eq(self.resp_code)]
+                m.next = "RESP"
             with m.State("RESP"):
                 with m.If(write):
                     m.d.comb += axi.bvalid.eq(1)

@@ -15,7 +15,7 @@ from amaranth.lib import data
 
 from tsp.config import TspConfig
 
-__all__ = ["StreamFabric", "stream_layout", "select_stream"]
+__all__ = ["StreamFabric", "select_stream", "stream_layout"]
 
 
 def stream_layout(config: TspConfig) -> data.ArrayLayout:

@@ -26,7 +26,7 @@ from .icu import InstructionQueue
 from .mem import MemSlice
 from .streams import StreamFabric, flatten_direction
 
-__all__ = ["TspTop", "CSR", "ERR_BITS", "ID_VALUE"]
+__all__ = ["CSR", "ERR_BITS", "ID_VALUE", "TspTop"]
 
 ID_VALUE = 0x54535031  # "TSP1"
 CSR = {"ID": 0x00, "ISA_VERSION": 0x04, "CONFIG0": 0x08, "CONFIG1": 0x0C, "CTRL": 0x10,
@@ -138,9 +138,8 @@ class TspTop(wiring.Component):
                     chain = True
 
         with m.Switch(phase):
-            with m.Case(0):
-                with m.If(start_req):
-                    m.d.sync += phase.eq(1)
+            with m.Case(0), m.If(start_req):
+                m.d.sync += phase.eq(1)
             with m.Case(1):
                 m.d.sync += [phase.eq(2), cycles.eq(0), done.eq(0)]
             with m.Case(2):
@@ -232,16 +231,14 @@ class TspTop(wiring.Component):
                          tgt_pos.eq(Mux(imem_hit, imem_pos, mem_pos))]
         rdata = Signal(32)
         m.d.comb += rdata.eq(resp_csr)
-        with m.If(tgt == 1):
-            with m.Switch(tgt_pos):
-                for p, q in enumerate(queues):
-                    with m.Case(p):
-                        m.d.comb += rdata.eq(q.host_rdata)
-        with m.If(tgt == 2):
-            with m.Switch(tgt_pos):
-                for p, ms in mems.items():
-                    with m.Case(p):
-                        m.d.comb += rdata.eq(ms.host_rdata)
+        with m.If(tgt == 1), m.Switch(tgt_pos):
+            for p, q in enumerate(queues):
+                with m.Case(p):
+                    m.d.comb += rdata.eq(q.host_rdata)
+        with m.If(tgt == 2), m.Switch(tgt_pos):
+            for p, ms in mems.items():
+                with m.Case(p):
+                    m.d.comb += rdata.eq(ms.host_rdata)
         m.d.comb += [host.resp_valid.eq(resp_valid), host.resp_code.eq(resp_code),
                      host.resp_data.eq(rdata), self.irq_done.eq(done)]
 

@@ -64,7 +64,8 @@ async def load_words(ctx, drv: AxilDriver, cfg: TspConfig, queues: dict[int, lis
 
 async def write_vec(ctx, drv: AxilDriver, cfg: TspConfig, p: int, addr: int, vec) -> None:
     amap = cfg.address_map()
-    v = np.asarray(vec, dtype=np.uint8)
+    v = (np.frombuffer(bytes(vec), dtype=np.uint8) if isinstance(vec, (bytes, bytearray))
+         else np.asarray(vec, dtype=np.uint8))
     for lane in range(cfg.vec_bytes // 4):
         word = int.from_bytes(bytes(v[4 * lane:4 * lane + 4]), "little")
         resp = await drv.write(ctx, amap.mem(p) + addr * amap.word_stride + 4 * lane, word)
