@@ -1,0 +1,93 @@
+"""TspConfig: validation messages, profiles, derived values, address map, generated doc."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tsp.config import PROFILES, ConfigError, TspConfig, join_sg4, render_markdown, split_sg4
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("param, value, match", [
+    ("lanes", 0, r"TspConfig.lanes must be between 4 and 64, not 0"),
+    ("lanes", 6, r"TspConfig.lanes must be a multiple of 4 .*not 6"),
+    ("superlanes", 21, r"TspConfig.superlanes must be between 1 and 20, not 21"),
+    ("streams", 33, r"TspConfig.streams must be between 1 and 32, not 33"),
+    ("mem_slices", 0, r"TspConfig.mem_slices must be between 1 and 16, not 0"),
+    ("bank_depth", 100, r"TspConfig.bank_depth must be a power of two, not 100"),
+    ("bank_depth", 65536, r"TspConfig.bank_depth must be between 8 and 32768, not 65536"),
+    ("queue_depth", 48, r"TspConfig.queue_depth must be a power of two, not 48"),
+    ("fpga", "xilinx", r"TspConfig.fpga must be '', 'ice40' or 'ecp5', not 'xilinx'"),
+])
+def test_bad_values_name_parameter_and_value(param, value, match):
+    with pytest.raises(ConfigError, match=match):
+        TspConfig(**{param: value})
+
+
+@pytest.mark.parametrize("param, value", [("lanes", 16.0), ("streams", "8"), ("bank_depth", True),
+                                          ("name", "")])
+def test_bad_types(param, value):
+    with pytest.raises(TypeError, match=f"TspConfig.{param} must be"):
+        TspConfig(**{param: value})
+
+
+def test_config_is_frozen_and_replace_validates():
+    cfg = TspConfig.profile("default")
+    with pytest.raises(AttributeError):
+        cfg.lanes = 8
+    assert cfg.replace(bank_depth=128).bank_depth == 128
+    with pytest.raises(ConfigError, match="bank_depth"):
+        cfg.replace(bank_depth=3)
+    with pytest.raises(TypeError, match="no parameter 'depth'"):
+        cfg.replace(depth=3)
+
+
+def test_unknown_profile_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: default, "
+                                          r"large, tiny"):
+        TspConfig.profile("huge")
+
+
+def test_profiles_and_floor_plan():
+    assert set(PROFILES) >= {"tiny", "default", "large"}
+    d = PROFILES["default"]
+    assert d.positions == ("MXM_W", "SXM_W", "MEM_W3", "MEM_W2", "MEM_W1", "MEM_W0", "VXM",
+                           "MEM_E0", "MEM_E1", "MEM_E2", "MEM_E3", "SXM_E", "MXM_E")
+    assert d.vec_bytes == 16 and d.vxm_position == 6
+    assert d.mem_positions == (2, 3, 4, 5, 7, 8, 9, 10)
+    assert d.mem_addr_bits == 10            # 2 x 512 words
+    assert d.ifetch_words == 4
+    # the brief's budget arithmetic: 13 positions x 8 streams x 2 x 128 bits
+    assert d.summary()["stream_register_bits"] == 13 * 8 * 2 * 128
+    assert PROFILES["large"].fpga == ""     # simulation only
+    with pytest.raises(ConfigError, match="no position 'MEM_E9'"):
+        d.position_index("MEM_E9")
+
+
+def test_address_map_is_disjoint_and_ordered():
+    for cfg in PROFILES.values():
+        am = cfg.address_map()
+        assert am.imem(0) >= 0x1000                      # above the CSRs
+        assert am.imem(cfg.num_positions) <= am.mem(0)   # IMEM windows end before MEM
+        assert am.word_stride >= cfg.vec_bytes
+        assert am.mem_span == 2 * cfg.bank_depth * am.word_stride
+    # the instruction memories of the most positions still fit below the MEM windows
+    many = TspConfig(mem_slices=16, queue_depth=4096)
+    assert many.address_map().imem(many.num_positions) <= many.address_map().mem(0)
+    with pytest.raises(ConfigError, match="beyond the 32-bit host address space"):
+        TspConfig(mem_slices=16, bank_depth=32768, lanes=64, superlanes=20)
+
+
+def test_sg4_round_trip_and_byte_order():
+    v = np.array([0x01020304, -1, -128, 0x7FFFFFFF], dtype=np.int32)
+    rows = split_sg4(v)
+    assert rows[:, 0].tolist() == [4, 3, 2, 1]            # little-endian: stream 4g+b = byte b
+    assert rows[:, 1].tolist() == [255, 255, 255, 255]
+    np.testing.assert_array_equal(join_sg4(rows), v)
+
+
+def test_configuration_doc_is_current():
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    assert doc == render_markdown(), \
+        "docs/configuration.md is stale: run python -m tsp.config --write docs/configuration.md"
