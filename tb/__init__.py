@@ -1,0 +1,1 @@
+"""cocotb testbench of the TSP slice: harness, random programs, cocotb tests."""

