@@ -181,7 +181,7 @@ def test_config_power_down():
 
 
 @pytest.mark.parametrize("case", ["bank_conflict", "engine_busy", "illegal", "deadlock",
-                                  "unit_op_on_placeholder"])
+                                  "unit_op_on_placeholder", "unbuilt_unit"])
 def test_hardware_errors_match_model(case):
     w0 = pos("MEM_W0")
     if case == "bank_conflict":
@@ -195,6 +195,8 @@ def test_hardware_errors_match_model(case):
         q = {w0: [encode("NOP", n=2), 63, encode("READ", addr=1, s=E(0))]}
     elif case == "deadlock":
         q = {w0: [encode("NOP", n=3), encode("SYNC")]}
+    elif case == "unbuilt_unit":   # defined in the ISA but not integrated: ILLEGAL
+        q = {pos("MXM_W"): [encode("NOP", n=1), encode("LW", s=E(0), row=0, count=4)]}
     else:
         q = {pos("SXM_E"): [encode("NOP", n=1), encode("READ", addr=1, s=E(0))]}
     res = compare(TINY, q, data=[(w0, a, vec(a)) for a in range(4)],
