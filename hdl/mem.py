@@ -84,7 +84,7 @@ class MemSlice(wiring.Component):
             return select_stream(cfg, self.cur_e, self.cur_w, operand)
 
         def map_addr(operand):
-            return sel(operand)[:16][:abits]
+            return select_stream(cfg, self.cur_e, self.cur_w, operand, 0, abits)
 
         # Superlane power-down mask -> byte mask and write-chunk enable mask.
         def chunk_enable(flags):
@@ -141,19 +141,21 @@ class MemSlice(wiring.Component):
                 a_new = fld(instr, "WRITE", "addr")[:abits]
                 s_new = Mux(gs_new, fld(instr, "SCATTER", "s"), fld(instr, "WRITE", "s"))
                 m_new = fld(instr, "SCATTER", "m")
+            starting = self.run & new & ~eng.active
+            maddr = map_addr(Mux(starting, m_new, eng.m))   # one address select per engine
             busy_err = Signal(name=f"{rw}_busy_err")
             # an instruction for a busy engine is dropped; the engine goes on
             m.d.comb += busy_err.eq(self.run & new & eng.active)
-            with m.If(self.run & new & ~eng.active):
+            with m.If(starting):
                 # access 0 now, then n-1 more, d cycles apart
-                a_now = Mux(gs_new, map_addr(m_new), a_new)
+                a_now = Mux(gs_new, maddr, a_new)
                 m.d.comb += [acc.eq(1), addr.eq(a_now), s_out.eq(s_new)]
                 m.d.sync += [eng.active.eq(n1 > 1), eng.addr.eq(a_now + step_reg[:abits]),
                              eng.rem.eq(n1 - 1), eng.cnt.eq(d1), eng.step.eq(step_reg[:abits]),
                              eng.d.eq(d1), eng.gs.eq(gs_new), eng.s.eq(s_new), eng.m.eq(m_new)]
             with m.Elif(self.run & eng.active):
                 with m.If(eng.cnt == 1):
-                    a_now = Mux(eng.gs, map_addr(eng.m), eng.addr)
+                    a_now = Mux(eng.gs, maddr, eng.addr)
                     m.d.comb += [acc.eq(1), addr.eq(a_now), s_out.eq(eng.s)]
                     m.d.sync += [eng.addr.eq(eng.addr + eng.step), eng.rem.eq(eng.rem - 1),
                                  eng.cnt.eq(eng.d), eng.active.eq(eng.rem > 1)]

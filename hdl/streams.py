@@ -23,13 +23,17 @@ def stream_layout(config: TspConfig) -> data.ArrayLayout:
     return data.ArrayLayout(unsigned(config.vec_bits), config.streams)
 
 
-def select_stream(config: TspConfig, cur_e, cur_w, operand):
-    """The vector named by a 6-bit stream operand (bit 5 = west), zero for an index >= streams."""
+def select_stream(config: TspConfig, cur_e, cur_w, operand, lo: int = 0, width: int | None = None):
+    """Bits [lo, lo+width) of the vector named by a 6-bit stream operand (bit 5 = west); zero
+    for an index >= streams. Slicing before selecting keeps narrow selects (e.g. the 16-bit
+    GATHER/SCATTER addresses) narrow in the netlist."""
     S = config.streams
+    width = config.vec_bits - lo if width is None else width
     ibits = max(1, (S - 1).bit_length())
     idx = operand[:ibits]
-    east = Array([cur_e[i] for i in range(S)] + [Const(0, config.vec_bits)] * ((1 << ibits) - S))
-    west = Array([cur_w[i] for i in range(S)] + [Const(0, config.vec_bits)] * ((1 << ibits) - S))
+    pad = [Const(0, width)] * ((1 << ibits) - S)
+    east = Array([cur_e[i][lo:lo + width] for i in range(S)] + pad)
+    west = Array([cur_w[i][lo:lo + width] for i in range(S)] + pad)
     valid = operand[:5] < S
     return Mux(valid, Mux(operand[5], west[idx], east[idx]), 0)
 
