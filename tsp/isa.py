@@ -174,7 +174,8 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                             Field("count", 7, "uint", "rows to load (>= 1)", lo=1)), None, 0,
           "Load weight rows row..row+count-1 of the shadow buffer from stream s, one per cycle."),
     Instr("IW", "mxm", 33, (), None, None,
-          "Install the shadow weights: activation vectors entering from this cycle on use them."),
+          "Install the shadow weights (as they are in this cycle): activation vectors entering "
+          "after this cycle use them."),
     Instr("ABC", "mxm", 34, (_stream("s", "activation stream (int8)"),
                              Field("acc", 8, "uint", "first accumulator row"),
                              Field("count", 7, "uint", "vectors (>= 1)", lo=1),
