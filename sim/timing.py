@@ -5,13 +5,10 @@ each cycle, so the timing law of docs/architecture.md can be read off a real tra
 """
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import numpy as np
 
 from tsp.config import TspConfig
+from tsp.docgen import doc_main
 from tsp.isa import EAST, WEST
 
 from .model import TspModel
@@ -81,16 +78,7 @@ def render_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.timing",
-                                 description="Print or write docs/timing.md.")
-    ap.add_argument("--write", metavar="PATH")
-    args = ap.parse_args(argv)
-    text = render_markdown()
-    if args.write:
-        Path(args.write).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return doc_main("python -m sim.timing", "the generated timing diagrams (docs/timing.md)", render_markdown, argv)
 
 
 if __name__ == "__main__":

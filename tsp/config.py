@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .docgen import doc_main
+
 __all__ = ["PROFILES", "AddressMap", "ConfigError", "TspConfig", "join_sg4", "split_sg4"]
 
 INSTR_BITS = 32
@@ -287,20 +289,7 @@ def render_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import sys
-    from pathlib import Path
-
-    ap = argparse.ArgumentParser(prog="python -m tsp.config",
-                                 description="Print or write the generated configuration doc.")
-    ap.add_argument("--write", metavar="PATH", help="write the Markdown to PATH")
-    args = ap.parse_args(argv)
-    text = render_markdown()
-    if args.write:
-        Path(args.write).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return doc_main("python -m tsp.config", "the generated configuration doc (docs/configuration.md)", render_markdown, argv)
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ or "consumes nothing".
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
-from pathlib import Path
+
+from .docgen import doc_main
 
 __all__ = [
     "BY_NAME",
@@ -24,8 +23,8 @@ __all__ = [
     "INSTRUCTIONS",
     "ISA_VERSION",
     "OPCODE_BITS",
-    "UNITS_BUILT",
     "STREAM_BITS",
+    "UNITS_BUILT",
     "WEST",
     "Field",
     "Instr",
@@ -327,16 +326,7 @@ def render_markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tsp.isa",
-                                 description="Print or write the generated ISA reference.")
-    ap.add_argument("--write", metavar="PATH", help="write the Markdown to PATH")
-    args = ap.parse_args(argv)
-    text = render_markdown()
-    if args.write:
-        Path(args.write).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return doc_main("python -m tsp.isa", "the generated ISA reference (docs/isa.md)", render_markdown, argv)
 
 
 if __name__ == "__main__":
