@@ -1,7 +1,9 @@
-# Static schedule checker: simulates every queue's timing (NOP, REPEAT, SYNC/NOTIFY, IFETCH, HALT)
-# and every MEM engine's loop accesses from docs/architecture.md, then checks streams (nothing
-# arrives / two producers), bank conflicts, engine-busy, address ranges, deadlock and the cycle
-# limit, and computes the Done-rule cycle count. Written from the spec alone (not from hdl/ or sim/).
+# Static schedule checker: simulates every queue's timing (NOP, REPEAT, SYNC/NOTIFY, IFETCH, HALT),
+# every MEM engine's loop accesses and the MXM/SXM elements from docs/architecture.md,
+# docs/units.md, docs/mxm.md and docs/sxm.md, then checks streams (nothing arrives / two
+# producers; events derived from asm/units.py), bank conflicts, engine-busy, address ranges, MXM
+# engine-busy and accumulator hazards, SXM maps, deadlock and the cycle limit, and computes the
+# Done-rule cycle count. Written from the spec alone (not from hdl/ or sim/model.py).
 """The schedule checker: `check(program)`; `field_problem` is shared with the Builder."""
 from __future__ import annotations
 
@@ -9,10 +11,12 @@ import heapq
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from sim.sxm import map_problem  # the one map check, shared with the model
 from tsp import isa
 from tsp.config import TspConfig
 
 from .program import AsmError, Program, ScheduleEntry
+from .units import STREAM_USE, operand_streams
 
 __all__ = ["DEFAULT_MAX_CYCLES", "check", "field_problem"]
 
@@ -112,9 +116,13 @@ class _Queue:
     cur_line: int | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class _Ev:
-    """A stream event: a producer (a value appears at x at cycle c) or a consumer (reads x at c)."""
+    """A stream event: a producer (a value appears at x at cycle c) or a consumer (reads x at c).
+
+    src:  for a consumer, the producer the stream check attributes it to.
+    meta: for a READ producer, (position, address, access cycle) of the word it carries.
+    """
 
     dirn: int
     idx: int
@@ -123,6 +131,37 @@ class _Ev:
     desc: str
     line: int | None
     issued: int
+    src: _Ev | None = None
+    meta: tuple[int, int, int] | None = None
+
+
+@dataclass
+class _Mxm:
+    """Per-MXM state: engine ends, last ABC write per accumulator row, activity end."""
+
+    busy: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (last, line)
+    writes: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)  # row -> (u,..)
+    end: int = 0
+    end_line: int | None = None
+
+
+@dataclass
+class _MapLoad:
+    """A SETMAP: issue cycle, line, description and its map-stream consumer event."""
+
+    t: int
+    line: int | None
+    desc: str
+    event: _Ev
+
+
+@dataclass
+class _Sxm:
+    """Per-SXM state: the last SETMAP of each slot in this program, activity end."""
+
+    maps: dict[int, _MapLoad] = field(default_factory=dict)
+    end: int = 0
+    end_line: int | None = None
 
 
 class _Checker:
@@ -138,6 +177,8 @@ class _Checker:
         self.unknown_from: int | None = None
         self.notifies: set[int] = set()
         self.parked: list[_Queue] = []
+        self.flags: dict[int, list[tuple[int, int]]] = defaultdict(list)  # pos -> (from, flags)
+        self.permutes: list[tuple[_MapLoad, int, int, int | None, str, int]] = []
 
     def err(self, msg: str, line: int | None = None, cycle: int | None = None,
             position: int | None = None) -> AsmError:
@@ -232,6 +273,8 @@ class _Checker:
             self.qs[p] = _Queue(p, words + [0] * (qd - len(words)), lines + [None] * (qd - len(
                 words)))
         self.slices = {p: _Slice() for p in cfg.mem_positions}
+        self.mxms = {p: _Mxm() for p in range(cfg.num_positions) if cfg.unit_kind(p) == "mxm"}
+        self.sxms = {p: _Sxm() for p in range(cfg.num_positions) if cfg.unit_kind(p) == "sxm"}
         heap = [(0, p) for p in sorted(self.qs)]
         parked = self.parked
         while heap:
@@ -277,6 +320,9 @@ class _Checker:
             if sl.last["write"] >= 0:
                 ends.append((sl.last["write"] + 1, sl.last_line["write"],
                              f"the write engine of {self.pn(p)}"))
+        for units in (self.mxms, self.sxms):
+            for p, st in units.items():
+                ends.append((st.end, st.end_line, f"the unit of {self.pn(p)}"))
         total, line, who = max(ends, key=lambda e: e[0])
         if total > self.max_cycles:
             raise self.err(f"the program does not finish within {self.max_cycles} cycles: "
@@ -306,6 +352,7 @@ class _Checker:
         if name == "NOP":
             return t + vals["n"]
         if name == "CONFIG":
+            self.flags[q.pos].append((t + 1, vals["flags"]))
             return t + 1
         if name == "NOTIFY":
             self.notifies.add(t)
@@ -336,8 +383,7 @@ class _Checker:
             return t + vals["n"] * vals["d"]
         if name == "IFETCH":
             k = cfg.ifetch_words
-            self.consumers.append(_Ev(vals["s"] >> 5, vals["s"] & 31, q.pos, t, "IFETCH", line,
-                                      t))
+            self.events(q.pos, instr, vals, [(t, None)], "IFETCH", line)
             written = {(vals["addr"] + j) % cfg.queue_depth for j in range(k)}
             # words the queue still executes: a+3 .. the next HALT (a+1, a+2 are prefetched)
             h = (a + 1) % cfg.queue_depth
@@ -356,19 +402,62 @@ class _Checker:
         return t + 1
 
     def unit(self, q: _Queue, word: int, t: int, line: int | None, desc: str) -> None:
-        """Execute a MEM unit instruction issued (or re-issued by REPEAT) at cycle t."""
+        """Execute a unit instruction issued (or re-issued by REPEAT) at cycle t."""
         instr, vals = isa.decode(word)
+        for produced, ops in ((False, STREAM_USE[instr.name].consumes),
+                              (True, STREAM_USE[instr.name].produces)):
+            for op in ops:
+                why = operand_streams(self.cfg, instr, op, vals, produced)[2]
+                if why:
+                    raise self.err(f"{desc} on {self.pn(q.pos)} at cycle {t}: {why}", line, t,
+                                   q.pos)
+        if instr.unit == "mem":
+            elements = self.mem(q, instr, vals, t, line, desc)
+        elif instr.unit == "mxm":
+            elements = self.mxm(q, instr, vals, t, line, desc)
+        else:
+            elements = self.sxm(q, instr, vals, t, line, desc)
+        cons = self.events(q.pos, instr, vals, elements, desc, line)
+        if instr.name == "SETMAP":
+            self.sxms[q.pos].maps[vals["slot"]] = _MapLoad(t, line, desc, cons[0])
+
+    def events(self, x: int, instr: isa.Instr, vals: dict[str, int],
+               elements: list[tuple[int, tuple[int, int, int] | None]], desc: str,
+               line: int | None) -> list[_Ev]:
+        """Add the stream events of `instr` at position x (table asm/units.py): element at u
+        consumes at u + dskew and produces at u + dfunc. Returns the consumer events."""
+        use = STREAM_USE[instr.name]
+        cons: list[_Ev] = []
+        for u, meta in elements:
+            for produced, ops in ((False, use.consumes), (True, use.produces)):
+                for op in ops:
+                    dirn, idx, _ = operand_streams(self.cfg, instr, op, vals, produced)
+                    what = desc + (" " + op.role if op.role else "")
+                    for i in idx:
+                        if produced:
+                            self.producers.append(_Ev(dirn, i, x, u + instr.dfunc, what, line, u,
+                                                      meta=meta))
+                        else:
+                            ev = _Ev(dirn, i, x, u + instr.dskew, what, line, u)
+                            self.consumers.append(ev)
+                            cons.append(ev)
+        return cons
+
+    def mem(self, q: _Queue, instr: isa.Instr, vals: dict[str, int], t: int, line: int | None,
+            desc: str) -> list[tuple[int, tuple[int, int, int] | None]]:
+        """A MEM instruction: loop registers, engine-busy, address range; returns its accesses
+        (cycle, (position, address, cycle) for READ, else None)."""
         name = instr.name
         sl = self.slices[q.pos]
         if name == "ITERATIONS":
             sl.n = vals["n"]
-            return
+            return []
         if name == "STEP":
             sl.step = vals["s"]
-            return
+            return []
         if name == "COUNTDOWN":
             sl.d = vals["d"]
-            return
+            return []
         eng = "read" if name in _READS else "write"
         if sl.last[eng] >= t:
             raise self.err(f"ENGINE_BUSY: {desc} issues at cycle {t} on {self.pn(q.pos)} while "
@@ -399,23 +488,123 @@ class _Checker:
         sl.runs[eng].append(_Run(name, t, n, d, addr, step, line, desc))
         sl.last[eng] = end
         sl.last_line[eng] = line
-        x = q.pos
-        for k in range(n):
-            u = t + k * d
-            if name == "READ":
-                s = vals["s"]
-                self.producers.append(_Ev(s >> 5, s & 31, x, u + 2, desc, line, u))
-            elif name == "WRITE":
-                s = vals["s"]
-                self.consumers.append(_Ev(s >> 5, s & 31, x, u, desc, line, u))
-            elif name == "GATHER":
-                m, s = vals["m"], vals["s"]
-                self.consumers.append(_Ev(m >> 5, m & 31, x, u, desc + " map", line, u))
-                self.producers.append(_Ev(s >> 5, s & 31, x, u + 2, desc, line, u))
-            else:  # SCATTER
-                m, s = vals["m"], vals["s"]
-                self.consumers.append(_Ev(s >> 5, s & 31, x, u, desc + " data", line, u))
-                self.consumers.append(_Ev(m >> 5, m & 31, x, u, desc + " map", line, u))
+        if name == "READ":
+            return [(t + k * d, (q.pos, addr + k * step, t + k * d)) for k in range(n)]
+        return [(t + k * d, None) for k in range(n)]
+
+    def mxm(self, q: _Queue, instr: isa.Instr, vals: dict[str, int], t: int, line: int | None,
+            desc: str) -> list[tuple[int, None]]:
+        """An MXM instruction (docs/mxm.md): engine-busy, accumulator hazards, activity."""
+        name, x = instr.name, q.pos
+        st = self.mxms[x]
+        if name == "IW":
+            return []
+        last, last_line = st.busy.get(name, (-1, None))
+        if last >= t:
+            raise self.err(f"MXM engine busy: {desc} issues at cycle {t} on {self.pn(x)} while "
+                           f"its {name} engine still has elements until cycle {last}"
+                           f"{_from(last_line)}; the hardware would drop it", line, t, x)
+        count = vals["count"]
+        elements = [t + k for k in range(count)]
+        st.busy[name] = (elements[-1], line)
+        rows = 4 * self.cfg.vec_bytes
+        if name == "ABC":
+            for k, u in enumerate(elements):
+                r = (vals["acc"] + k) % rows
+                prev = st.writes.get(r)
+                if vals["mode"] == 1 and prev is not None and prev[0] + 2 >= u + 1:
+                    raise self.err(
+                        f"accumulator hazard: {desc} (mode 1) on {self.pn(x)}, element {k} "
+                        f"(entering at cycle {u}), reads row {r} at cycle {u + 1} before the "
+                        f"previous write of that row has ended: {prev[2]} writes it at the end "
+                        f"of cycle {prev[0] + 2} (a mode-1 read at u + 1 sees only writes "
+                        f"that ended by u)", line, u + 1, x)
+                st.writes[r] = (u, line, f"the element entering at cycle {u} of {desc}")
+            end = elements[-1] + 3       # read at u + 1, write at the end of u + 2
+        elif name == "ACC":
+            for k, u in enumerate(elements):
+                r = (vals["acc"] + k) % rows
+                prev = st.writes.get(r)
+                if prev is not None and prev[0] + 2 >= u:
+                    raise self.err(
+                        f"accumulator hazard: {desc} on {self.pn(x)}, element {k}, reads row "
+                        f"{r} at cycle {u} before its last ABC write has ended: {prev[2]} "
+                        f"writes it at the end of cycle {prev[0] + 2} (an ACC read at cycle u "
+                        f"sees only writes that ended by u - 1)", line, u, x)
+            end = elements[-1] + 2       # driven out during u + 1
+        else:  # LW
+            end = elements[-1] + 1
+        if end > st.end:
+            st.end, st.end_line = end, line
+        return [(u, None) for u in elements]
+
+    def sxm(self, q: _Queue, instr: isa.Instr, vals: dict[str, int], t: int, line: int | None,
+            desc: str) -> list[tuple[int, None]]:
+        """An SXM instruction (docs/sxm.md): map slots, activity."""
+        name, x = instr.name, q.pos
+        st = self.sxms[x]
+        if name == "SETMAP":
+            return [(t, None)]
+        if name in ("PERMUTE", "DISTRIBUTE"):
+            slot = vals["slot"]
+            load = st.maps.get(slot)
+            if load is None:
+                raise self.err(f"{desc} on {self.pn(x)} at cycle {t} uses map slot {slot}, which "
+                               f"no SETMAP of this program has loaded before it (map registers "
+                               f"keep what an earlier program left, zeros at power-on)",
+                               line, t, x)
+            if name == "PERMUTE":
+                self.permutes.append((load, slot, t, line, desc, x))
+        if t + 2 > st.end:             # the result is driven in t + 1
+            st.end, st.end_line = t + 2, line
+        return [(t, None)]
+
+    # ---- SXM maps -------------------------------------------------------------------------
+    def written_before(self, p: int, addr: int, u: int) -> bool:
+        """Whether slice p's write engine may have written word `addr` before cycle u."""
+        for run in self.slices[p].runs["write"]:
+            for k in range(run.n):
+                w = run.t0 + k * run.d
+                if w >= u:
+                    break
+                if run.addr is None or run.addr_at(w) == addr:
+                    return True
+        return False
+
+    def flags_at(self, p: int, u: int) -> int:
+        flags = 0
+        for start, f in self.flags.get(p, []):
+            if start <= u:
+                flags = f
+        return flags
+
+    def maps(self) -> list[AsmError]:
+        """PERMUTEs whose map is statically known (SETMAP fed by a READ of a `.data` word not
+        written since) and is not a bijection."""
+        cfg = self.cfg
+        data = {(p, a): bytes(v) for p, a, v in self.prog.data}
+        errors: list[AsmError] = []
+        for load, slot, t, line, desc, x in self.permutes:
+            src = load.event.src
+            if src is None or src.meta is None:
+                continue
+            p, a, u = src.meta
+            value = data.get((p, a))
+            if value is None or self.written_before(p, a, u):
+                continue
+            flags = self.flags_at(p, u)
+            value = bytearray(value)
+            for sl in range(cfg.superlanes):
+                if flags >> sl & 1:
+                    value[sl * cfg.lanes:(sl + 1) * cfg.lanes] = bytes(cfg.lanes)
+            why = map_problem(cfg, bytes(value), True)
+            if why:
+                errors.append(self.err(
+                    f"BAD_MAP: {desc} on {self.pn(x)} at cycle {t} uses map slot {slot}, loaded "
+                    f"by {load.desc} at cycle {load.t} from word {a} of "
+                    f"{cfg.positions[p]} (.data, read at cycle {u}): {why}; the hardware "
+                    f"would write zeros", line, t, x))
+        return errors
 
     # ---- stream check ---------------------------------------------------------------------
     def streams(self) -> list[AsmError]:
@@ -443,6 +632,7 @@ class _Checker:
                         first_nothing = (e, st)
                     continue
                 target = next((pr for pr in prods if pr[3] is None), prods[-1])
+                e.src = target[0]
                 if target[2] is None or order >= target[2]:
                     target[2], target[3] = order, e
             best = None   # producer with the farthest live end so far
@@ -547,6 +737,7 @@ def check(prog: Program, max_cycles: int = DEFAULT_MAX_CYCLES) -> None:
     queues = c.static()
     total = c.simulate(queues)
     errors = c.streams() + c.banks()
+    errors += c.maps()
     if errors:
         raise min(errors, key=lambda e: (e.cycle if e.cycle is not None else -1,
                                           e.position if e.position is not None else -1))

@@ -1,8 +1,12 @@
 """TspTop: the whole slice: stream fabric, one instruction queue per position, MEM slices,
 run control (START, cycle counter, done/deadlock), error flags and the host port.
 
-Positions west to east: MXM_W | SXM_W | MEM_W.. | VXM | MEM_E.. | SXM_E | MXM_E. MXM, SXM and VXM
-are placeholders for now: their stream registers pass values through and their queues run ICU
+Positions west to east: MXM_W | SXM_W | MEM_W.. | VXM | MEM_E.. | SXM_E | MXM_E. Compute units
+that follow the unit contract (docs/units.md section 1) are listed in `UNIT_CLASSES` (kind ->
+class) and wired generically: issue/instr/flags from the position's queue, cur_e/cur_w from the
+fabric, wen/wdata into the fabric, `active` into the Done rule, `err` into ERR_FLAGS. A kind is
+instantiated only if it is in `tsp.isa.UNITS_BUILT` at elaboration; otherwise (and for the VXM)
+the position is a placeholder: its stream registers pass values through and its queue runs ICU
 instructions only (a unit instruction there raises ILLEGAL).
 
 Run control: a START written to CTRL takes two priming cycles (queues read their first word;
@@ -24,14 +28,19 @@ from .axil import RESP_DECERR, RESP_OKAY, RESP_SLVERR, AxiLiteSignature
 from .host import HostPort
 from .icu import InstructionQueue
 from .mem import MemSlice
+from .mxm import Mxm
 from .streams import StreamFabric, flatten_direction
+from .sxm import Sxm
 
-__all__ = ["CSR", "ERR_BITS", "ID_VALUE", "TspTop"]
+__all__ = ["CSR", "ERR_BITS", "ID_VALUE", "UNIT_CLASSES", "TspTop"]
 
 ID_VALUE = 0x54535031  # "TSP1"
 CSR = {"ID": 0x00, "ISA_VERSION": 0x04, "CONFIG0": 0x08, "CONFIG1": 0x0C, "CTRL": 0x10,
        "STATUS": 0x14, "CYCLES": 0x18, "ERR_FLAGS": 0x1C, "ERR_WHERE": 0x20, "ERR_CYCLE": 0x24}
-ERR_BITS = {"BANK_CONFLICT": 0, "ENGINE_BUSY": 1, "DEADLOCK": 2, "ILLEGAL": 3}
+ERR_BITS = {"BANK_CONFLICT": 0, "ENGINE_BUSY": 1, "DEADLOCK": 2, "ILLEGAL": 3, "BAD_MAP": 4}
+ERR_WIDTH = len(ERR_BITS)
+# Compute units with the unit-contract ports (docs/units.md section 1), by unit kind.
+UNIT_CLASSES = {"mxm": Mxm, "sxm": Sxm}
 DEADLOCK_POSITION = 0xFFFF
 
 
@@ -62,15 +71,20 @@ class TspTop(wiring.Component):
         wiring.connect(m, wiring.flipped(self.s_axil), host.axi)
         m.submodules.fabric = fabric = StreamFabric(cfg)
 
-        queues, mems = [], {}
+        queues, mems, units = [], {}, {}
         for p in range(P):
-            q = InstructionQueue(cfg, cfg.unit_kind(p))
+            kind = cfg.unit_kind(p)
+            q = InstructionQueue(cfg, kind)
             m.submodules[f"q_{cfg.positions[p].lower()}"] = q
             queues.append(q)
             if p in cfg.mem_positions:
                 ms = MemSlice(cfg)
                 m.submodules[f"{cfg.positions[p].lower()}"] = ms
                 mems[p] = ms
+            elif kind in UNIT_CLASSES and kind in isa.UNITS_BUILT:
+                unit = UNIT_CLASSES[kind](cfg)
+                m.submodules[f"{cfg.positions[p].lower()}"] = unit
+                units[p] = unit
 
         # ---- run control ----------------------------------------------------------------
         phase = Signal(2)          # 0 idle, 1 prime 1 (start), 2 prime 2, 3 running
@@ -95,17 +109,28 @@ class TspTop(wiring.Component):
                 m.d.comb += fabric.wen[p][d].eq(
                     Cat(*[ms.out_en & (ms.out_sel == (d << 5 | s)) for s in range(S)]))
                 m.d.comb += [fabric.wdata[p][d][s].eq(ms.out_data) for s in range(S)]
+        for p, unit in units.items():     # generic unit-contract wiring
+            q = queues[p]
+            m.d.comb += [unit.run.eq(run), unit.clear.eq(phase == 1), unit.issue.eq(q.issue),
+                         unit.instr.eq(q.instr), unit.flags.eq(q.flags),
+                         unit.cur_e.eq(Cat(*fabric.cur[p][0])),
+                         unit.cur_w.eq(Cat(*fabric.cur[p][1])),
+                         fabric.wen[p][0].eq(unit.wen_e), fabric.wen[p][1].eq(unit.wen_w)]
+            for s in range(S):
+                m.d.comb += [fabric.wdata[p][0][s].eq(unit.wdata_e[s]),
+                             fabric.wdata[p][1][s].eq(unit.wdata_w[s])]
         m.d.comb += fabric.clear.eq((phase == 1) | (phase == 2))
 
         any_notify = Cat(*[q.notify for q in queues]).any()
         q_active = Cat(*[q.active for q in queues]).any()
         q_parked = Cat(*[q.parked for q in queues]).any()
-        m_active = Cat(*[ms.active for ms in mems.values()]).any() if mems else Const(0)
+        engines = [ms.active for ms in mems.values()] + [u.active for u in units.values()]
+        m_active = Cat(*engines).any() if engines else Const(0)
         finished = run & ~q_active & ~m_active
         m.d.sync += notify_r.eq(run & any_notify)
 
         # ---- error flags ------------------------------------------------------------------
-        err_flags = Signal(4)
+        err_flags = Signal(ERR_WIDTH)
         err_have = Signal()
         err_pos = Signal(16)
         err_bit = Signal(8)
@@ -116,10 +141,15 @@ class TspTop(wiring.Component):
                 events.append((p, ERR_BITS["BANK_CONFLICT"], mems[p].err_bank_conflict))
                 events.append((p, ERR_BITS["ENGINE_BUSY"], mems[p].err_engine_busy))
             events.append((p, ERR_BITS["ILLEGAL"], queues[p].illegal))
+            if p in units:
+                events += [(p, b, units[p].err[b]) for b in range(ERR_WIDTH)]
         deadlock = finished & q_parked
         events.append((DEADLOCK_POSITION, ERR_BITS["DEADLOCK"], deadlock))
-        this_cycle = Signal(4)
-        for bit in range(4):
+        # first-error priority: lowest position first, then lowest bit (a stable sort keeps
+        # several sources of one (position, bit) in order; they record the same thing)
+        events.sort(key=lambda e: (e[0], e[1]))
+        this_cycle = Signal(ERR_WIDTH)
+        for bit in range(ERR_WIDTH):
             sigs = [sig for (_, b, sig) in events if b == bit]
             m.d.comb += this_cycle[bit].eq(Cat(*sigs).any() & run if sigs else 0)
 

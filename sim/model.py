@@ -3,9 +3,15 @@
 # It executes the binary program (32-bit words, decoded with tsp.isa.decode) of every queue,
 # cycle by cycle. In cycle t every read (stream registers, MEM, instruction memory) sees the
 # values held *during* t; every update (stream register loads, MEM writes, IMEM writes, CONFIG
-# flags) takes effect at t+1. Per cycle: (1) queues issue (and REPEAT copies), (2) MEM engines
-# access memory, (3) stream registers shift and load produced values, (4) NOTIFY releases,
-# instruction prefetch, then IMEM/MEM/flag writes are applied.
+# flags) takes effect at t+1. Per cycle: (1) queues issue (and REPEAT copies; a compute-unit
+# instruction goes to the unit's `issue`), (2) MEM engines access memory and every compute unit
+# runs `cycle(t, east, west)` on the registers at its position, (3) stream registers shift and
+# load produced values (MEM and unit writes), (4) NOTIFY releases, instruction prefetch, then
+# IMEM/MEM/flag writes are applied.
+#
+# Compute units (docs/units.md section 1) are the model twins in `UNIT_MODELS` (kind -> class).
+# A unit kind is instantiated at START when it is in tsp.isa.UNITS_BUILT (read at that time);
+# a unit keeps its persistent state (weights, accumulators, maps) across runs.
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -13,18 +19,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tsp import isa
 from tsp.config import TspConfig
 from tsp.isa import decode, valid_on
 
 from .icu import Queue
 from .mem import MemSlice
+from .mxm import MxmModel
+from .sxm import SxmModel
 
 __all__ = [
+    "BAD_MAP",
     "BANK_CONFLICT",
     "DEADLOCK",
     "DEADLOCK_POSITION",
     "ENGINE_BUSY",
     "ILLEGAL",
+    "UNIT_MODELS",
     "ModelError",
     "RunResult",
     "Trace",
@@ -32,12 +43,23 @@ __all__ = [
 ]
 
 # Error flag bits (docs/architecture.md section 4).
-BIT_BANK_CONFLICT, BIT_ENGINE_BUSY, BIT_DEADLOCK, BIT_ILLEGAL = 0, 1, 2, 3
+BIT_BANK_CONFLICT, BIT_ENGINE_BUSY, BIT_DEADLOCK, BIT_ILLEGAL, BIT_BAD_MAP = 0, 1, 2, 3, 4
+ERR_WIDTH = 5
 BANK_CONFLICT = 1 << BIT_BANK_CONFLICT
 ENGINE_BUSY = 1 << BIT_ENGINE_BUSY
 DEADLOCK = 1 << BIT_DEADLOCK
 ILLEGAL = 1 << BIT_ILLEGAL
+BAD_MAP = 1 << BIT_BAD_MAP
 DEADLOCK_POSITION = 0xFFFF
+
+# Compute-unit model twins (docs/units.md section 1), by unit kind.
+UNIT_MODELS = {"mxm": MxmModel, "sxm": SxmModel}
+
+
+def _bits(flags: int) -> list[int]:
+    """The bit numbers set in an error word (only the defined flags, < ERR_WIDTH)."""
+    return [b for b in range(ERR_WIDTH) if flags >> b & 1]
+
 
 class ModelError(ValueError):
     """Bad use of the golden model (bad position, address, data, or max_cycles exceeded)."""
@@ -137,6 +159,7 @@ class TspModel:
         self.mem = np.zeros((self.P, self.W, self.V), dtype=np.uint8)
         self._queues = [Queue(p, c.unit_kind(p)) for p in range(self.P)]
         self._slices = {p: MemSlice(p, c.lanes, c.superlanes) for p in c.mem_positions}
+        self._units: dict = {}       # position -> unit model twin (created at START)
         self._flags = [0] * self.P
         self.east = np.zeros((self.P, self.S, self.V), dtype=np.uint8)
         self.west = np.zeros_like(self.east)
@@ -217,6 +240,12 @@ class TspModel:
             q.start(self.imem[q.position])
         for sl in self._slices.values():
             sl.reset()
+        for p in range(self.P):
+            kind = self.config.unit_kind(p)
+            if kind in UNIT_MODELS and kind in isa.UNITS_BUILT and p not in self._units:
+                self._units[p] = UNIT_MODELS[kind](self.config, p)
+        for u in self._units.values():
+            u.reset()
         self._err_flags = 0
         self._first_err: tuple[int, int, int] | None = None    # (cycle, position, bit)
         self._notify_prev = False
@@ -224,7 +253,8 @@ class TspModel:
 
     def _active(self, t: int) -> bool:
         return any(q.active() for q in self._queues) or \
-            any(sl.active(t) for sl in self._slices.values())
+            any(sl.active(t) for sl in self._slices.values()) or \
+            any(u.active(t) for u in self._units.values())
 
     def run(self, max_cycles: int = 1_000_000, trace: bool = False) -> RunResult:
         """Run the loaded program from START until done (cycle count T, see the "Done" rule).
@@ -243,6 +273,8 @@ class TspModel:
                 busy = [self.config.positions[q.position] for q in self._queues if q.active()]
                 busy += [self.config.positions[p] + " (engines)"
                          for p, sl in self._slices.items() if sl.active(t)]
+                busy += [self.config.positions[p] + " (unit)"
+                         for p, u in self._units.items() if u.active(t)]
                 raise ModelError(f"run: program still running after max_cycles={max_cycles} "
                                  f"cycles; active: {', '.join(busy)}")
             if trace:
@@ -294,8 +326,8 @@ class TspModel:
                 self._unit(q, t, instr, f, errs)
                 q.rep_left -= 1
                 q.rep_next = t + q.rep_d if q.rep_left else None
-        # (2) MEM engines
-        produced: list[tuple[int, int, np.ndarray]] = []
+        # (2) MEM engines and compute units; produced = (position, direction, index, vector)
+        produced: list[tuple[int, int, int, np.ndarray]] = []
         mem_writes: list[tuple[int, int, np.ndarray, np.ndarray | None]] = []
         for p, sl in self._slices.items():
             mask = sl.keep_mask(self._flags[p])
@@ -327,17 +359,22 @@ class TspModel:
                 else:
                     mem_writes.append((p, a, self._sval(p, e.s).copy(), mask))
             if sl.inflight is not None:
-                produced.append((p, *sl.inflight))
+                s, data = sl.inflight
+                produced.append((p, s >> 5 & 1, s & 31, data))
             sl.inflight = new_inflight
+        for p, u in self._units.items():
+            loads, err = u.cycle(t, self.east[p], self.west[p])
+            produced += [(p, d, s, np.asarray(v, dtype=np.uint8).copy()) for d, s, v in loads]
+            errs += [(p, b) for b in _bits(err)]
         # (3) streams: shift one position, zeros enter at the edges, producers overwrite
         ne, nw = self._nxt_e, self._nxt_w
         ne[1:] = self.east[:-1]
         ne[0] = 0
         nw[:-1] = self.west[1:]
         nw[-1] = 0
-        for p, s, data in produced:
-            if s & 31 < self.S:               # an index >= streams writes nothing
-                (nw if (s >> 5) & 1 else ne)[p, s & 31] = data
+        for p, d, s, data in produced:
+            if s < self.S:                    # an index >= streams writes nothing
+                (nw if d else ne)[p, s] = data
         self._nxt_e, self.east = self.east, ne
         self._nxt_w, self.west = self.west, nw
         # (4) NOTIFY release, prefetch (before this cycle's IMEM writes), then the writes
@@ -418,7 +455,10 @@ class TspModel:
     def _unit(self, q: Queue, t: int, instr, f: dict, errs: list) -> None:
         """Hand a unit instruction (original or REPEAT copy) to the unit at q's position."""
         p = q.position
-        sl = self._slices[p]          # only MEM instructions exist so far (checked by _legal)
+        if p in self._units:           # a compute unit (its kind is built: checked by _legal)
+            errs += [(p, b) for b in _bits(self._units[p].issue(t, instr, f, self._flags[p]))]
+            return
+        sl = self._slices[p]
         name = instr.name
         if name == "ITERATIONS":
             sl.n = max(1, f["n"])

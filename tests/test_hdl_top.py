@@ -17,7 +17,7 @@ from hdl.top import CSR, ID_VALUE, TspTop
 from sim import TspModel
 from tb.randprog import random_program
 from tsp import isa
-from tsp.config import TspConfig
+from tsp.config import TspConfig, join_sg4
 from tsp.isa import EAST, WEST, encode
 from tsp.isa import stream_operand as so
 
@@ -78,8 +78,10 @@ def run_rtl(cfg: TspConfig, queues: dict[int, list[int]], data, readback, trace=
     return result["csrs"], result["mems"], east, west
 
 
-def compare(cfg: TspConfig, queues: dict[int, list[int]], data=(), readback=None, label=""):
-    """Run on model and RTL; assert they agree on everything. Returns the model's RunResult."""
+def compare(cfg: TspConfig, queues: dict[int, list[int]], data=(), readback=None, label="",
+            mems_out: dict | None = None):
+    """Run on model and RTL; assert they agree on everything. Returns the model's RunResult;
+    `mems_out`, if given, receives the RTL's read-back memories {(position, addr): vector}."""
     model = TspModel(cfg)
     for p, a, vec in data:
         model.write_mem(p, a, vec)
@@ -103,6 +105,8 @@ def compare(cfg: TspConfig, queues: dict[int, list[int]], data=(), readback=None
     for (p, a), vec in mems.items():
         np.testing.assert_array_equal(vec, model.read_mem(p, a),
                                       err_msg=f"{where} MEM {cfg.positions[p]} word {a}")
+    if mems_out is not None:
+        mems_out.update(mems)
     return res
 
 
@@ -271,3 +275,181 @@ def test_host_port_errors_change_nothing():
     assert seen["mem_after"] == (0, RESP_OKAY)
     # NOP 200 issues at 0, HALT at 200 (active in its issue cycle), so T = 201
     assert seen["cycles"] == (201, RESP_OKAY)
+
+
+
+# ---- compute units (MXM, SXM) integrated at the top level ------------------------------------
+# Programs are written with tsp.isa.encode (the assembler's checker does not know these units
+# yet); every timing below is derived by hand from docs/units.md and docs/architecture.md.
+UNITS_ON = frozenset({"icu", "mem", "mxm", "sxm"})
+OUT_SLICES = ("MEM_E1", "MEM_E0", "MEM_W0", "MEM_W1")   # slice that stores SG4 byte b
+
+
+@pytest.fixture
+def units_on(monkeypatch):
+    """Enable the MXM and SXM instructions (before elaborating / running)."""
+    monkeypatch.setattr(isa, "UNITS_BUILT", UNITS_ON)
+
+
+def i8vec(values) -> np.ndarray:
+    """int8 values -> the uint8 vector as stored in MEM."""
+    return np.asarray(values, dtype=np.int8).view(np.uint8)
+
+
+def sg4_rows(cfg: TspConfig, mems: dict, addr: int, rows: int) -> np.ndarray:
+    """int32 rows reassembled from SG4 bytes stored at addr.. of the OUT_SLICES (byte b in
+    OUT_SLICES[b])."""
+    ps = [pos(name, cfg) for name in OUT_SLICES]
+    return np.stack([join_sg4(np.stack([mems[(p, addr + k)] for p in ps]))
+                     for k in range(rows)])
+
+
+def out_queues(cfg: TspConfig, acc_t: int, addr: int, rows: int, busy_until: dict) -> dict:
+    """Tails of the four OUT_SLICES queues writing the SG4 output of an `ACC W0, .., rows`
+    issued at acc_t at MXM_E: stream W{b} is at MXM_E during acc_t + 2 + k and at position p
+    during acc_t + 2 + k + (MXM_E - p). `busy_until[p]` is the cycle at which p's queue issues
+    its next instruction (default 1, after its ITERATIONS). Returns {p: [NOP, WRITE]}."""
+    mx = pos("MXM_E", cfg)
+    tails = {}
+    for b, name in enumerate(OUT_SLICES):
+        p = pos(name, cfg)
+        t_write = acc_t + 2 + (mx - p)
+        gap = t_write - busy_until.get(p, 1)
+        assert gap >= 1, f"{name}: WRITE at {t_write} is too early"
+        tails[p] = [encode("NOP", n=gap), encode("WRITE", addr=addr, s=W(b))]
+    return tails
+
+
+def test_mem_sxm_permute_mem(units_on):
+    # tiny: MEM_E1 = 6, SXM_E = 7. Map read at 0 onto E0 -> at SXM_E at 3 (SETMAP at 3); data
+    # read at 1 onto E1 -> at SXM_E at 4 (PERMUTE at 4, dskew 0). Result on W2 at SXM_E during 6
+    # (dfunc 2), at MEM_E1 during 7: WRITE at 7.
+    e1, sx = pos("MEM_E1"), pos("SXM_E")
+    perm = np.array([2, 0, 3, 1], np.uint8)
+    x = np.array([10, 20, 30, 40], np.uint8)
+    q = {e1: [encode("READ", addr=0, s=E(0)), encode("READ", addr=1, s=E(1)),
+              encode("NOP", n=5), encode("WRITE", addr=10, s=W(2))],
+         sx: [encode("NOP", n=3), encode("SETMAP", m=E(0), slot=1),
+              encode("PERMUTE", s=E(1), d=W(2), slot=1)]}
+    mems = {}
+    res = compare(TINY, q, data=[(e1, 0, perm), (e1, 1, x)], readback=[(e1, 10)], label="sxm",
+                  mems_out=mems)
+    assert res.err_flags == 0
+    assert res.cycles == 9          # MEM_E1's HALT issues at 8 (active in its issue cycle)
+    np.testing.assert_array_equal(mems[(e1, 10)], [30, 10, 40, 20])   # x[perm[i]]
+
+
+@pytest.mark.parametrize("profile", ["tiny", "default"])
+def test_mem_mxm_mem_matmul(units_on, profile):
+    # MEM_E1 reads the n weight rows at 1..n onto E0 -> at MXM_E at t_lw = 3 + (MXM_E - MEM_E1)
+    # on: LW at t_lw; IW at t_lw + n (the shadow as during that cycle holds all n rows). ABC at
+    # t_abc = t_lw + n + 1 over 4 activation vectors that MEM_E0 reads onto E1 at
+    # t_abc - 2 - (MXM_E - MEM_E0) on; rows 0..3 are written at the ends of t_abc + 2 + k.
+    # ACC at t_acc = t_abc + 3 (row k read at t_acc + k, after its write) onto W0..W3, written
+    # by the four OUT_SLICES (one WRITE each, ITERATIONS 4). tiny: t_lw 5, IW 9, ABC 10, ACC 13.
+    cfg = TspConfig.profile(profile)
+    n = cfg.vec_bytes
+    e1, e0, mx = pos("MEM_E1", cfg), pos("MEM_E0", cfg), pos("MXM_E", cfg)
+    rng = np.random.default_rng(7)
+    wts = rng.integers(-128, 128, (n, n)).astype(np.int8)
+    xs = rng.integers(-128, 128, (4, n)).astype(np.int8)
+    wts[0, :] = xs[:, 0] = -128           # the largest products: -128 * -128
+    t_lw = 3 + mx - e1
+    t_abc = t_lw + n + 1
+    t_acc = t_abc + 3
+    t_act = t_abc - 2 - (mx - e0)
+    tails = out_queues(cfg, acc_t=t_acc, addr=16, rows=4, busy_until={e1: 3, e0: t_act + 1})
+    q = {mx: [encode("NOP", n=t_lw), encode("LW", s=E(0), row=0, count=n),
+              encode("NOP", n=n - 1), encode("IW"), encode("ABC", s=E(1), acc=0, count=4, mode=0),
+              encode("NOP", n=2), encode("ACC", s=W(0), acc=0, count=4)]}
+    q.update({p: [encode("ITERATIONS", n=4)] + tail for p, tail in tails.items()})
+    q[e1][:1] = [encode("ITERATIONS", n=n), encode("READ", addr=0, s=E(0)),
+                 encode("ITERATIONS", n=4)]
+    q[e0][1:1] = [encode("NOP", n=t_act - 1), encode("READ", addr=0, s=E(1))]
+    data = [(e1, k, i8vec(wts[k])) for k in range(n)] + [(e0, k, i8vec(xs[k])) for k in range(4)]
+    readback = [(pos(name, cfg), 16 + k) for name in OUT_SLICES for k in range(4)]
+    mems = {}
+    res = compare(cfg, q, data=data, readback=readback, label=f"mxm {profile}", mems_out=mems)
+    assert res.err_flags == 0
+    # the last activity: MEM_W1's write of row 3 at t_acc + 2 + (MXM_E - MEM_W1) + 3
+    assert res.cycles == t_acc + 2 + (mx - pos("MEM_W1", cfg)) + 3 + 1
+    assert res.cycles == {"tiny": 25, "default": 41}[profile]
+    expect = xs.astype(np.int64) @ wts.astype(np.int64)      # y_k[j] = sum_i x_k[i] W[i][j]
+    np.testing.assert_array_equal(sg4_rows(cfg, mems, 16, 4), expect)
+
+
+def test_mem_sxm_mxm_mem_chain(units_on):
+    # tiny: MEM_E0 5, MEM_E1 6, SXM_E 7, MXM_E 8.
+    # Map: MEM_E1 READ at 0 onto E3 -> at SXM_E at 3: SETMAP at 3.
+    # Weights: MEM_E1 READ x4 at 2..5 onto E0 -> at MXM_E at 6..9: LW at 6; IW at 10.
+    # Activations: MEM_E0 READ x4 at 4..7 onto E2 -> at SXM_E at 8..11: PERMUTE E2 -> E1 at 8
+    # and REPEAT 3, 1 (copies at 9, 10, 11); results on E1 at SXM_E during 10..13, at MXM_E at
+    # 11..14: ABC at 11 into rows 4..7 (written at the ends of 13..16); ACC at 14 onto W0..W3.
+    rng = np.random.default_rng(11)
+    wts = rng.integers(-128, 128, (4, 4)).astype(np.int8)
+    xs = rng.integers(-128, 128, (4, 4)).astype(np.int8)
+    perm = np.array([3, 2, 0, 1], np.uint8)
+    e1, e0, sx, mx = pos("MEM_E1"), pos("MEM_E0"), pos("SXM_E"), pos("MXM_E")
+    tails = out_queues(TINY, acc_t=14, addr=20, rows=4, busy_until={e1: 3, e0: 5})
+    q = {sx: [encode("NOP", n=3), encode("SETMAP", m=E(3), slot=0), encode("NOP", n=4),
+              encode("PERMUTE", s=E(2), d=E(1), slot=0), encode("REPEAT", n=3, d=1)],
+         mx: [encode("NOP", n=6), encode("LW", s=E(0), row=0, count=4), encode("NOP", n=3),
+              encode("IW"), encode("ABC", s=E(1), acc=4, count=4, mode=0), encode("NOP", n=2),
+              encode("ACC", s=W(0), acc=4, count=4)]}
+    q.update({p: [encode("ITERATIONS", n=4)] + tail for p, tail in tails.items()})
+    q[e1] = [encode("READ", addr=8, s=E(3))] + q[e1][:1] + [encode("READ", addr=0, s=E(0))] \
+        + q[e1][1:]
+    q[e0][1:1] = [encode("NOP", n=3), encode("READ", addr=0, s=E(2))]
+    data = ([(e1, k, i8vec(wts[k])) for k in range(4)] + [(e1, 8, perm)]
+            + [(e0, k, i8vec(xs[k])) for k in range(4)])
+    readback = [(pos(n), 20 + k) for n in OUT_SLICES for k in range(4)]
+    mems = {}
+    res = compare(TINY, q, data=data, readback=readback, label="chain", mems_out=mems)
+    assert res.err_flags == 0
+    assert res.cycles == 26         # MEM_W1 (2) writes at 14+2+6+3 = 25, the last activity
+    permuted = xs[:, perm]                                    # x'_k[i] = x_k[perm[i]]
+    expect = permuted.astype(np.int64) @ wts.astype(np.int64)
+    np.testing.assert_array_equal(sg4_rows(TINY, mems, 20, 4), expect)
+
+
+@pytest.mark.parametrize("other", ["none", "illegal_east", "illegal_west"])
+def test_bad_map_reaches_error_flags(units_on, other):
+    # tiny: SXM_W = 1, MEM_W1 = 2. A non-bijective map (lane 0 and 1 both take lane 0) read at
+    # 0 onto W0 -> at SXM_W at 3: SETMAP at 3; PERMUTE at 4 raises BAD_MAP (bit 4) at 4.
+    # In the same cycle 4 an ILLEGAL word issues at MEM_E0 (5, after SXM_W: BAD_MAP is the
+    # first error) or at MXM_W (0, before SXM_W: ILLEGAL at 0 is the first error).
+    # MEM_W1 also reads a non-zero vector onto W2 at 3 (at SXM_W during 6), which the PERMUTE's
+    # all-zero result (driven in 5, in W2 at SXM_W during 6) must replace.
+    w1, sx = pos("MEM_W1"), pos("SXM_W")
+    bad = np.array([0, 0, 1, 2], np.uint8)
+    q = {w1: [encode("READ", addr=5, s=W(0)), encode("READ", addr=6, s=W(1)),
+              encode("NOP", n=1), encode("READ", addr=6, s=W(2))],
+         sx: [encode("NOP", n=3), encode("SETMAP", m=W(0), slot=2),
+              encode("PERMUTE", s=W(1), d=W(2), slot=2)]}
+    expect_where = sx | 4 << 16
+    flags = 1 << 4
+    if other != "none":
+        p = pos("MEM_E0") if other == "illegal_east" else pos("MXM_W")
+        q[p] = [encode("NOP", n=4), 63]
+        flags |= 1 << 3
+        if other == "illegal_west":
+            expect_where = p | 3 << 16
+    res = compare(TINY, q, data=[(w1, 5, bad), (w1, 6, vec(3))], readback=[(w1, 5)],
+                  label=f"bad_map {other}")
+    assert res.err_flags == flags
+    assert (res.err_position | res.err_bit << 16) == expect_where
+    assert res.err_cycle == 4
+    np.testing.assert_array_equal(res.trace.west[5, w1, 2], vec(3))
+    assert not res.trace.west[6, sx, 2].any()      # the PERMUTE wrote zeros over it
+
+
+@pytest.mark.parametrize("built", [frozenset({"icu", "mem"}), UNITS_ON,
+                                   frozenset({"icu", "mem", "sxm"})])
+def test_units_instantiated_only_when_built(monkeypatch, built):
+    from amaranth.hdl import Fragment
+    monkeypatch.setattr(isa, "UNITS_BUILT", built)
+    frag = Fragment.get(TspTop(TINY), None)
+    names = {sub[1] for sub in frag.subfragments}
+    for unit in ("mxm_w", "mxm_e", "sxm_w", "sxm_e"):
+        assert (unit in names) == (unit[:3] in built), f"{unit} with UNITS_BUILT={set(built)}"
+    assert "vxm" not in names and {"mem_w1", "mem_e1", "q_vxm"} <= names

@@ -536,3 +536,109 @@ def test_2000_cycle_program_is_fast():
     # reads at 1..1000 and 1002..2001; writes (4 positions on) at 7..1006 and 1008..2007
     assert res.cycles == 2008
     assert res.err_flags == 0
+
+
+# ---- compute units (MXM, SXM) in the whole-chip model -------------------------------------
+# Expected values are derived by hand from docs/units.md (timing tables) and the timing law.
+SXM_E = 11
+UNITS_ON = frozenset({"icu", "mem", "mxm", "sxm"})
+
+
+@pytest.fixture
+def units_on(monkeypatch):
+    from tsp import isa
+    monkeypatch.setattr(isa, "UNITS_BUILT", UNITS_ON)
+
+
+def test_unit_instructions_illegal_until_built():
+    m = model()
+    m.load_queue(MXM_W, [I("IW"), I("LW", s=E(0), row=0, count=2)])
+    m.load_queue(SXM_E, [I("NOP", n=1), I("SHIFT", s=E(0), d=E(1), n=1)])
+    res = m.run()
+    assert log_of(res, MXM_W) == [(0, "ILLEGAL"), (1, "ILLEGAL"), (2, "HALT")]
+    assert log_of(res, SXM_E) == [(0, "NOP"), (1, "ILLEGAL"), (2, "HALT")]
+    assert res.err_flags == ILLEGAL and (res.err_position, res.err_cycle) == (MXM_W, 0)
+
+
+def test_mxm_two_passes_accumulate_then_acc_ends_program(units_on):
+    from tsp.config import join_sg4
+    rng = np.random.default_rng(3)
+    wts = rng.integers(-128, 128, (16, 16)).astype(np.int8)
+    xs = rng.integers(-128, 128, (4, 16)).astype(np.int8)
+    wts[:, 5] = -128
+    xs[:, :] = np.where(np.arange(16) < 8, -128, xs)      # lanes 0..7: -128 in every vector
+    m = model()
+    for k in range(16):                                     # weights: MEM_W3 (2), words 0..15
+        m.write_mem(MEM_W3, k, wts[k].view(np.uint8))
+    for k in range(4):                                      # activations: MEM_W2 (3)
+        m.write_mem(MEM_W2, k, xs[k].view(np.uint8))
+    # MEM_W3 reads at 1..16 onto W0 -> at MXM_W (0) at 5..20: LW at 5; IW at 21.
+    m.load_queue(MEM_W3, [I("ITERATIONS", n=16), I("READ", addr=0, s=W(0))])
+    # MEM_W2 reads at 17..20 onto W1 -> at MXM_W at 22..25: ABC mode 0 at 22 (rows 3, 4,
+    # written at the ends of 24, 25), ABC mode 1 at 24 (row 3 read at 25 sees the write of 24).
+    m.load_queue(MEM_W2, [I("ITERATIONS", n=4), I("NOP", n=16), I("READ", addr=0, s=W(1))])
+    # rows 3, 4 final at the ends of 26, 27; ACC at 28 onto E0..E3 during 30, 31.
+    m.load_queue(MXM_W, [I("NOP", n=5), I("LW", s=W(0), row=0, count=16), I("NOP", n=15),
+                         I("IW"), I("ABC", s=W(1), acc=3, count=2, mode=0), I("NOP", n=1),
+                         I("ABC", s=W(1), acc=3, count=2, mode=1), I("NOP", n=3),
+                         I("ACC", s=E(0), acc=3, count=2)])
+    res = m.run(trace=True)
+    assert res.err_flags == 0
+    # the MXM queue halts at 29, the last ACC output is driven in 30: T = 31
+    assert res.cycles == 31
+    w64, x64 = wts.astype(np.int64), xs.astype(np.int64)
+    expect = [x64[0] @ w64 + x64[2] @ w64, x64[1] @ w64 + x64[3] @ w64]
+    for k in range(2):
+        got = join_sg4(res.trace.east[30 + k, MXM_W, 0:4])
+        np.testing.assert_array_equal(got, expect[k], err_msg=f"row {3 + k}")
+    assert expect[0][5] == 2 * 8 * 16384 + (x64[0, 8:] + x64[2, 8:]).sum() * -128
+    assert not res.trace.east[29, MXM_W].any() and not res.trace.east[31, MXM_W, 4:].any()
+
+
+def test_sxm_maps_persist_across_runs_distribute_and_shift(units_on):
+    m = model()
+    mp = np.array([15 - i if i < 8 else 200 for i in range(16)], np.uint8)
+    x = vec(4)
+    m.write_mem(MEM_E3, 0, mp)
+    m.write_mem(MEM_E3, 1, x)
+    # run 1: the map read at 0 onto E0 is at SXM_E (11) at 3: SETMAP at 3. SETMAP alone does
+    # not keep the unit active: T = 5 (SXM_E halts at 4).
+    m.load_queue(MEM_E3, [I("READ", addr=0, s=E(0))])
+    m.load_queue(SXM_E, [I("NOP", n=3), I("SETMAP", m=E(0), slot=3)])
+    assert m.run().cycles == 5
+    # run 2 (no SETMAP): x read at 0 and 1 onto E1 -> at SXM_E at 3 and 4. DISTRIBUTE at 3
+    # onto W5 (at SXM_E during 5, at MEM_E3 during 6); SHIFT by 2 at 4 onto E6 (during 6).
+    m.load_queue(MEM_E3, [I("READ", addr=1, s=E(1)), I("READ", addr=1, s=E(1))])
+    m.load_queue(SXM_E, [I("NOP", n=3), I("DISTRIBUTE", s=E(1), d=W(5), slot=3),
+                         I("SHIFT", s=E(1), d=E(6), n=2), I("HALT")])
+    res = m.run(trace=True)
+    assert res.err_flags == 0
+    assert res.cycles == 6          # SXM_E halts at 5 and drives the SHIFT result in 5
+    dist = np.array([x[15 - i] if i < 8 else 0 for i in range(16)], np.uint8)
+    np.testing.assert_array_equal(res.trace.west[5, SXM_E, 5], dist)
+    np.testing.assert_array_equal(res.trace.west[6, MEM_E3, 5], dist)
+    np.testing.assert_array_equal(res.trace.east[6, SXM_E, 6], np.r_[0, 0, x[:14]])
+
+
+def test_bad_map_flag_first_error_and_distribute_accepts_any_map(units_on):
+    from sim import BAD_MAP
+    m = model()
+    m.write_mem(MEM_E3, 0, np.zeros(16, np.uint8))          # all lanes take lane 0
+    m.write_mem(MEM_E3, 1, vec(6))
+    m.load_queue(MEM_E3, [I("READ", addr=0, s=E(0)), I("READ", addr=1, s=E(1)),
+                          I("READ", addr=1, s=E(1))])
+    # SETMAP at 3; DISTRIBUTE at 4 (broadcast of lane 0, no error); PERMUTE at 5: BAD_MAP
+    m.load_queue(SXM_E, [I("NOP", n=3), I("SETMAP", m=E(0), slot=0),
+                         I("DISTRIBUTE", s=E(1), d=E(2), slot=0),
+                         I("PERMUTE", s=E(1), d=E(3), slot=0)])
+    m.load_queue(MEM_E0, [I("NOP", n=5), 63])                 # ILLEGAL at 5, position 7
+    res = m.run(trace=True)
+    assert res.err_flags == BAD_MAP | ILLEGAL
+    assert (res.err_position, res.err_bit, res.err_cycle) == (MEM_E0, 3, 5)
+    np.testing.assert_array_equal(res.trace.east[6, SXM_E, 2], np.full(16, vec(6)[0]))
+    assert not res.trace.east[7, SXM_E, 3].any()
+    # without the ILLEGAL, the first error is BAD_MAP at SXM_E, cycle 5
+    m.load_queue(MEM_E0, [I("HALT")])
+    res = m.run()
+    assert res.err_flags == BAD_MAP
+    assert (res.err_position, res.err_bit, res.err_cycle) == (SXM_E, 4, 5)
