@@ -26,12 +26,12 @@ accumulator `Memory`) is an attribute so testbenches can preload rows.
 from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from tsp.config import TspConfig
 
 from .decode import fld, is_op
-from .streams import select_stream, stream_layout
+from .streams import select_stream
+from .unit import unit_members
 
 __all__ = ["Mxm"]
 
@@ -89,14 +89,7 @@ class Mxm(wiring.Component):
         self.rows = 4 * self.n
         # The accumulator rows (created here so testbenches can preload them).
         self.accum_mem = Memory(shape=unsigned(32 * self.n), depth=self.rows, init=[])
-        super().__init__({
-            "run": In(1), "clear": In(1),
-            "issue": In(1), "instr": In(32), "flags": In(16),
-            "cur_e": In(stream_layout(config)), "cur_w": In(stream_layout(config)),
-            "wen_e": Out(config.streams), "wen_w": Out(config.streams),
-            "wdata_e": Out(stream_layout(config)), "wdata_w": Out(stream_layout(config)),
-            "active": Out(1), "err": Out(8),
-        })
+        super().__init__(unit_members(config))
 
     def elaborate(self, platform):
         m = Module()

@@ -14,13 +14,12 @@ synchronous `rst` zeroes them (an all-zero map is not a bijection).
 """
 from amaranth import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from tsp import isa
 from tsp.config import TspConfig
 
 from .decode import fld, is_op
-from .streams import stream_layout
+from .unit import unit_members
 
 __all__ = ["BIT_BAD_MAP", "DATA_OPS", "Sxm", "transpose_size"]
 
@@ -60,14 +59,7 @@ class Sxm(wiring.Component):
                 raise ValueError(f"hdl.sxm.Sxm implements dskew 0 / dfunc 2, but tsp.isa gives "
                                  f"{ins.name} dskew={ins.dskew} dfunc={ins.dfunc}")
         self.config = config
-        super().__init__({
-            "run": In(1), "clear": In(1),
-            "issue": In(1), "instr": In(32), "flags": In(16),
-            "cur_e": In(stream_layout(config)), "cur_w": In(stream_layout(config)),
-            "wen_e": Out(config.streams), "wen_w": Out(config.streams),
-            "wdata_e": Out(stream_layout(config)), "wdata_w": Out(stream_layout(config)),
-            "active": Out(1), "err": Out(8),
-        })
+        super().__init__(unit_members(config))
 
     def elaborate(self, platform):
         m = Module()
