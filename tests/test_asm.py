@@ -605,18 +605,384 @@ def test_cli_error(tmp_path):
     assert r.returncode == 1 and "Traceback" not in r.stderr
 
 
-def test_doc_examples():
+def test_doc_examples(monkeypatch):
     # every example in docs/assembly.md assembles, except the "two producers" one; the cycle
-    # counts are the ones the document derives by hand (8, 8, 15, 15)
+    # counts are the ones the document derives by hand (8, 8, 15, 15; the MEM -> SXM -> MXM ->
+    # MEM chain, with the units built: 21)
     import re
     doc = (ROOT / "docs" / "assembly.md").read_text()
     blocks = [b for b in re.findall(r"^```[a-z]*\n(.*?)^```", doc, re.DOTALL | re.MULTILINE)
-              if b.lstrip().startswith((".queue", "; a comment"))]
+              if b.lstrip().startswith((".queue", "; a comment", "; MEM -> SXM"))]
+    chain = [b for b in blocks if b.startswith("; MEM -> SXM")]
+    assert len(chain) == 1
+    e = fails(chain[0])
+    assert "not built yet" in str(e)
+    with monkeypatch.context() as m:
+        m.setattr(isa, "UNITS_BUILT", ALL_UNITS)
+        assert assemble(chain[0], CFG).predicted_cycles == 21
     results = []
     for b in blocks:
+        if b in chain:
+            continue
         if "live until MEM_E1" in b:
             e = fails(b)
             at(e, 5, 5)
             continue
         results.append(assemble(b, CFG).predicted_cycles)
     assert results == [8, 8, 15, 15]
+
+
+# ---- MXM and SXM (docs/units.md, docs/mxm.md, docs/sxm.md) ------------------------------------
+# Timing used below: MXM LW/ABC element k of an instruction issued at t enters at t + k (dskew 0);
+# ABC reads its row at u + 1 and writes it at the end of u + 2; ACC reads row k at t + k, output
+# on the SG4 group at t + k + 2. SXM: reads at t, result at t + 2. `active` (Done rule): MXM
+# until the last LW element (u + 1), ABC write (u + 3), ACC output (u + 2); SXM data
+# instruction: t + 2. Tiny profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W1, 3 MEM_W0, 4 VXM,
+# 5 MEM_E0, 6 MEM_E1, 7 SXM_E, 8 MXM_E.
+
+ALL_UNITS = frozenset({"icu", "mem", "mxm", "sxm"})
+NEW_INSTRS = [i for i in isa.INSTRUCTIONS if i.unit in ("mxm", "sxm")]
+
+
+@pytest.fixture
+def units(monkeypatch):
+    """Build the MXM and SXM for one test (the checker reads tsp.isa.UNITS_BUILT at call time)."""
+    monkeypatch.setattr(isa, "UNITS_BUILT", ALL_UNITS)
+
+
+def test_unbuilt_units_rejected_with_real_constant():
+    assert isa.UNITS_BUILT == frozenset({"icu", "mem"})     # the real constant, not patched
+    for pos, text in (("MXM_E", "ABC E0, 0, 1, 0"), ("SXM_W", "SHIFT E0, E1, 1")):
+        name = text.split()[0]
+        e = fails(f".queue {pos}\n {text}\n")
+        assert at(e, 2).endswith("not built yet (tsp.isa.UNITS_BUILT)"), str(e)
+        assert name in str(e)
+
+
+CHAIN = """.queue MEM_W3
+    READ 0, W0          ; 0: map word, W0 at MEM_W3 (2) at 2, at SXM_W (1) at 3
+    NOP 2               ; 1, 2
+    READ 1, W0          ; 3: x, at SXM_W at 6
+    NOP 12              ; 4..15
+    WRITE 0x10, E4      ; 16: byte 0 of the int32 result
+.queue MEM_W2
+    ITERATIONS 2        ; 0
+    READ 0x20, W2       ; 1: accesses 1, 2: W2 at MEM_W2 (3) at 3, 4, at MXM_W (0) at 6, 7
+    ITERATIONS 1        ; 2
+    NOP 14              ; 3..16
+    WRITE 0x10, E5      ; 17
+.queue MEM_W1
+    NOP 18
+    WRITE 0x10, E6      ; 18
+.queue MEM_W0
+    NOP 19
+    WRITE 0x10, E7      ; 19
+.queue SXM_W
+    NOP 3               ; 0..2
+    SETMAP W0, 1        ; 3: reads W0 at 3
+    NOP 2               ; 4, 5
+    PERMUTE W0, W1, 1   ; 6: W1 at SXM_W (1) at 8, at MXM_W (0) at 9
+.queue MXM_W
+    NOP 6               ; 0..5
+    LW W2, 0, 2         ; 6: weight rows at 6, 7
+    NOP 1               ; 7
+    IW                  ; 8
+    ABC W1, 0, 1, 0     ; 9: row 0 read at 10, written at the end of 11
+    NOP 2               ; 10, 11
+    ACC E4, 0, 1        ; 12: E4..E7 at MXM_W (0) at 14, MEM_W3 (2) at 16 .. MEM_W0 (5) at 19
+.data MEM_W3 0 0f0e0d0c0b0a09080706050403020100
+"""
+
+
+def test_chain_mem_sxm_mxm_mem(units):
+    # Done rule: queues halt at MEM_W3 17, MEM_W2 18, MEM_W1 19, MEM_W0 20, SXM_W 7, MXM_W 13;
+    # MEM reads end 3 + 2, writes 19 + 1; SXM 6 + 2; MXM: LW 7 + 1, ABC 9 + 3, ACC 12 + 2.
+    # T = max(18, 19, 20, 21, 8, 14, 5, 20, 8, 8, 12, 14) = 21
+    prog = assemble(CHAIN, CFG, "t.s")
+    assert prog.predicted_cycles == 21
+    assert prog.queues[0] == [isa.encode("NOP", n=6), isa.encode("LW", s=34, row=0, count=2),
+                              isa.encode("NOP", n=1), isa.encode("IW"),
+                              isa.encode("ABC", s=33, acc=0, count=1, mode=0),
+                              isa.encode("NOP", n=2), isa.encode("ACC", s=4, acc=0, count=1), 0]
+    assert prog.queues[1][1] == isa.encode("SETMAP", m=32, slot=1)
+    assert prog.queues[1][3] == isa.encode("PERMUTE", s=32, d=33, slot=1)
+    sched = [(e.cycle, e.mnemonic) for e in prog.schedule if e.position in (0, 1)
+             and e.mnemonic not in ("NOP", "HALT")]
+    assert sched == [(3, "SETMAP"), (6, "LW"), (6, "PERMUTE"), (8, "IW"), (9, "ABC"),
+                     (12, "ACC")]
+    # one cycle late anywhere breaks the chain
+    e = fails(CHAIN.replace("NOP 2               ; 10, 11", "NOP 3"))
+    s = at(e, 6, 16)       # ACC at 13: E4 reaches MEM_W3 at 17; the earliest error is at 16
+    assert "nothing arrives" in s and "E4" in s and "cycle 17" in s
+
+
+@pytest.mark.parametrize("text,cycles", [
+    # MEM_E3 (10): ITERATIONS 0, READ 1 (accesses 1, 2, 3: E0 at MXM_E (12) at 5, 6, 7).
+    # ABC at 5: elements 5, 6, 7, the last written at the end of 9: T = 10 (queue: HALT 6 -> 7)
+    (".queue MEM_E3\n ITERATIONS 3\n READ 0, E0\n.queue MXM_E\n NOP 5\n ABC E0, 0, 3, 0\n", 10),
+    # LW at 5 with 5 elements 5..9: T = 10
+    (".queue MEM_E3\n ITERATIONS 5\n READ 0, E0\n.queue MXM_E\n NOP 5\n LW E0, 0, 5\n", 10),
+    # ACC at 0: elements 0, 1, 2, the last driven out in 3: T = 4 (HALT at 1 -> 2)
+    (".queue MXM_E\n ACC W0, 0, 3\n", 4),
+    # ABC count 1 and two REPEAT copies at 6 and 7: last write at the end of 9: T = 10
+    ((".queue MEM_E3\n ITERATIONS 3\n READ 0, E0\n.queue MXM_E\n NOP 5\n ABC E0, 0, 1, 0\n"
+     " REPEAT 2, 1\n"), 10),
+    # IW alone is no work: T = 2 (HALT at 1)
+    (".queue MXM_W\n IW\n", 2),
+    # SXM: READ at 0 on MEM_E3 (10), E0 at SXM_E (11) at 3; SHIFT at 3 drives at 4: T = 5
+    (".queue MEM_E3\n READ 0, E0\n.queue SXM_E\n NOP 3\n SHIFT E0, E1, 1\n", 5),
+])
+def test_unit_activity_cycles(units, text, cycles):
+    assert assemble(text, CFG, "t.s").predicted_cycles == cycles
+
+
+@pytest.mark.parametrize("second,line,cycle", [
+    ("ABC E0, 4, 1, 0", 7, 6),      # ABC at 5 has elements 5, 6
+    ("LW E0, 0, 1", 7, 6),
+    ("REPEAT 1, 1", 7, 6),          # the copy of the ABC issues at 6
+])
+def test_mxm_engine_busy(units, second, line, cycle):
+    first = "LW E0, 0, 2" if second.startswith("LW") else "ABC E0, 0, 2, 0"
+    e = fails(f".queue MEM_E3\n ITERATIONS 3\n READ 0, E0\n.queue MXM_E\n NOP 5\n {first}\n"
+              f" {second}\n")
+    s = at(e, line, cycle)
+    assert "MXM engine busy" in s and "until cycle 6" in s and "drop" in s
+
+
+def test_mxm_acc_engine_busy(units):
+    e = fails(".queue MXM_E\n ACC W0, 0, 3\n ACC W4, 8, 1\n")
+    assert "MXM engine busy" in at(e, 3, 1)
+    # the engines are independent: an LW and an ACC run together
+    assert assemble(".queue MEM_E3\n ITERATIONS 2\n READ 0, E0\n.queue MXM_E\n NOP 4\n"
+                    " ACC W0, 0, 3\n LW E0, 0, 2\n", CFG).predicted_cycles == 8
+
+
+def test_abc_mode1_hazard(units):
+    # ABC at 5 writes row 0 at the end of 7; a mode-1 ABC at 6 reads row 0 at 7: too early
+    e = fails(".queue MEM_E3\n ITERATIONS 3\n READ 0, E0\n.queue MXM_E\n NOP 5\n"
+              " ABC E0, 0, 1, 0\n ABC E0, 0, 1, 1\n")
+    s = at(e, 7, 7)
+    assert "accumulator hazard" in s and "row 0" in s
+    # a mode-0 ABC there, or another row, is fine
+    assert assemble(".queue MEM_E3\n ITERATIONS 2\n READ 0, E0\n.queue MXM_E\n NOP 5\n"
+                    " ABC E0, 0, 1, 0\n ABC E0, 1, 1, 1\n", CFG).predicted_cycles == 9
+    # one cycle later (accesses at 2, 4: E0 at MXM_E at 6, 8): ABC at 6 writes row 0 at the end
+    # of 8, the mode-1 ABC at 8 reads it at 9. T = last write 8 + 2 ends, + 1 = 11
+    assert assemble(".queue MEM_E3\n ITERATIONS 2\n COUNTDOWN 2\n READ 0, E0\n.queue MXM_E\n"
+                    " NOP 6\n ABC E0, 0, 1, 0\n NOP 1\n ABC E0, 0, 1, 1\n",
+                    CFG).predicted_cycles == 11
+    # within one ABC: tiny has R = 16 rows, so element 16 of a mode-1 ABC wraps to row 0,
+    # written by element 0 long before: fine. READ at 1 on MEM_E1 (6): E0 at MXM_E (8) at
+    # 5 .. 21; ABC at 5, last element 21 written at the end of 23: T = 24
+    assert assemble(".queue MEM_E1\n ITERATIONS 17\n READ 0, E0\n.queue MXM_E\n NOP 5\n"
+                    " ABC E0, 0, 17, 1\n", TINY).predicted_cycles == 24
+
+
+def test_acc_hazard(units):
+    # ABC at 4 writes row 5 at the end of 6; an ACC at 6 reads it at 6: too early
+    e = fails(".queue MEM_E3\n READ 0, E0\n.queue MXM_E\n NOP 4\n ABC E0, 5, 1, 0\n NOP 1\n"
+              " ACC W0, 5, 1\n")
+    s = at(e, 7, 6)
+    assert "accumulator hazard" in s and "row 5" in s
+    # at 7 it is fine: T = ACC 7 + 2 = 9
+    assert assemble(".queue MEM_E3\n READ 0, E0\n.queue MXM_E\n NOP 4\n ABC E0, 5, 1, 0\n"
+                    " NOP 2\n ACC W0, 5, 1\n", CFG).predicted_cycles == 9
+    # an ACC issued after the ABC but reading a row the ABC writes only later (element 2 at 6)
+    e = fails(".queue MEM_E3\n ITERATIONS 3\n READ 0, E0\n.queue MXM_E\n NOP 4\n"
+              " ABC E0, 0, 3, 0\n ACC W0, 2, 1\n")
+    assert "row 2" in at(e, 7, 5)
+
+
+def test_acc_group_not_aligned(units):
+    e = fails(".queue MXM_E\n NOP 3\n ACC W2, 0, 1\n")
+    s = at(e, 3, 3)
+    assert "SG4" in s and "not aligned" in s and "W2..W5" in s
+    # 6 streams: E4..E7 runs past E5
+    six = CFG.replace(streams=6)
+    e = fails(".queue MXM_E\n ACC E4, 0, 1\n", six)
+    s = at(e, 2, 0)
+    assert "past the last stream E5" in s
+
+
+def test_rotate_transpose_destinations_past_last_stream(units):
+    feed = ".queue MEM_E3\n READ 0, E0\n.queue SXM_E\n NOP 3\n"
+    s = at(fails(feed + " ROTATE E0, E6, 3\n"), 5, 3)
+    assert "destination streams E6..E8" in s and "last stream E7" in s
+    assert assemble(feed + " ROTATE E0, E5, 3\n", CFG).predicted_cycles == 5
+    # default: m = min(8, 16) = 8, so TRANSPOSE destinations must start at 0
+    s = at(fails(".queue SXM_W\n TRANSPOSE W0, E1\n"), 2, 0)
+    assert "destination streams E1..E8" in s
+    # sources past the last stream read zeros: rejected as well
+    s = at(fails(".queue SXM_W\n TRANSPOSE W2, E0\n"), 2, 0)
+    assert "source streams W2..W9" in s
+
+
+TRANSPOSE_TINY = """.queue MEM_W1
+    NOP 4
+    READ 0, W0          ; 4: at MEM_W1 (2) at 6, SXM_W (1) at 7
+    NOP 5               ; 5..9
+    WRITE 1, E2         ; 10: destination E2 at SXM_W at 9, MEM_W1 at 10
+.queue MEM_W0
+    NOP 3
+    READ 0, W1          ; 3: at 3 at 5, at 1 at 7
+.queue MEM_E0
+    NOP 1
+    READ 0, W2          ; 1: at 5 at 3, at 1 at 7
+.queue MEM_E1
+    READ 0, W3          ; 0: at 6 at 2, at 1 at 7
+.queue SXM_W
+    NOP 7
+    TRANSPOSE W0, E0    ; 7: sources W0..W3, destinations E0..E3 at 9
+"""
+
+
+def test_transpose_accepted_tiny(units):
+    # T = max(MEM_W1 HALT 11 + 1, write 10 + 1, SXM_W HALT 8 + 1, SXM 7 + 2, ...) = 12
+    assert assemble(TRANSPOSE_TINY, TINY).predicted_cycles == 12
+    # one source one cycle late: nothing arrives on W3 at SXM_W at cycle 7
+    e = fails(TRANSPOSE_TINY.replace("    READ 0, W3", "    NOP 1\n    READ 0, W3"), TINY)
+    s = at(e, 17, 7)     # the TRANSPOSE, now line 17
+    assert "nothing arrives" in s and "W3" in s
+
+
+def test_new_consumers_nothing_arrives(units):
+    s = at(fails(".queue MXM_E\n NOP 2\n LW E1, 0, 2\n"), 3, 2)
+    assert "nothing arrives" in s and "E1" in s
+    s = at(fails(".queue SXM_W\n SETMAP W3, 0\n"), 2, 0)
+    assert "nothing arrives" in s
+    # the second element of an ABC has nothing: READ gives E0 at MXM_E (12) at 4 only
+    s = at(fails(".queue MEM_E3\n READ 0, E0\n.queue MXM_E\n NOP 4\n ABC E0, 0, 2, 0\n"), 5, 5)
+    assert "nothing arrives" in s
+
+
+def test_new_producers_two_producers(units):
+    # SXM producer: MEM_E2 (9) READ at 1 puts E1 at SXM_E (11) at 5, live until LW at MXM_E
+    # (12) at 6; SHIFT at 3 (source E0 from MEM_E3 READ at 0, at 11 at 3) writes E1 at 11 at 5
+    e = fails(".queue MEM_E3\n READ 0, E0\n.queue MEM_E2\n NOP 1\n READ 0, E1\n"
+              ".queue SXM_E\n NOP 3\n SHIFT E0, E1, 1\n.queue MXM_E\n NOP 6\n LW E1, 0, 1\n")
+    s = at(e, 8, 5)
+    assert "two producers" in s and "E1" in s
+    # MXM producer: ACC E4 at 0 on MXM_W (0): E5 at MEM_W3 (2) at 4, consumed at MEM_W2 (3) at
+    # 5; a READ on MEM_W3 at 2 puts E5 there at 4 as well: the READ is the second producer
+    e = fails(".queue MXM_W\n ACC E4, 0, 1\n.queue MEM_W3\n NOP 2\n READ 0, E5\n"
+              ".queue MEM_W2\n NOP 5\n WRITE 0, E5\n")
+    s = at(e, 5, 4)
+    assert "two producers" in s and "ACC" in s
+
+
+def test_permute_distribute_slot_never_loaded(units):
+    feed = ".queue MEM_E3\n READ 0, E0\n.queue SXM_E\n NOP 3\n"
+    for op in ("PERMUTE", "DISTRIBUTE"):
+        s = at(fails(feed + f" {op} E0, E1, 2\n"), 5, 3)
+        assert "map slot 2" in s and "SETMAP" in s
+    # a SETMAP of another slot does not help
+    s = at(fails(".queue MEM_E3\n READ 0, E0\n READ 1, E0\n.queue SXM_E\n NOP 3\n"
+                 " SETMAP E0, 1\n DISTRIBUTE E0, E1, 0\n"), 7, 4)
+    assert "map slot 0" in s
+
+
+BAD_MAP = """.queue MEM_E3
+    READ 0, E0          ; 0: the map, at SXM_E (11) at 3
+    READ 1, E0          ; 1: the data, at 4
+.queue SXM_E
+    NOP 3
+    SETMAP E0, 0        ; 3
+    PERMUTE E0, E1, 0   ; 4
+.data MEM_E3 0 00010203040506070809000b0c0d0e0f
+"""
+
+
+def test_permute_static_map_not_a_bijection(units):
+    # lane 10 repeats source lane 0 (and lane 10 is never used)
+    s = at(fails(BAD_MAP), 7, 4)
+    assert "not a bijection: lane 0 and lane 10 both take source lane 0" in s
+    assert "BAD_MAP" in s
+    # the same map is fine for DISTRIBUTE (replication allowed): T = SXM 4 + 2 = 6
+    assert assemble(BAD_MAP.replace("PERMUTE", "DISTRIBUTE"), CFG).predicted_cycles == 6
+    # a bijection is accepted
+    good = BAD_MAP.replace("0809000b", "08090a0b")
+    assert assemble(good, CFG).predicted_cycles == 6
+    # ... unless CONFIG powers the superlane down before the READ: the map reads as zeros
+    powered_down = """.queue MEM_E3
+    CONFIG 1            ; 0: superlane 0 powered down from cycle 1 on
+    NOP 1               ; 1
+    READ 0, E0          ; 2: the map reads as zeros, at SXM_E (11) at 5
+    READ 1, E0          ; 3: at 6
+.queue SXM_E
+    NOP 5
+    SETMAP E0, 0        ; 5
+    PERMUTE E0, E1, 0   ; 6
+.data MEM_E3 0 000102030405060708090a0b0c0d0e0f
+"""
+    s = at(fails(powered_down), 9, 6)
+    assert "lane 0 and lane 1 both take source lane 0" in s
+    # CONFIG at 1 takes effect at 2, after the map READ at 0: accepted.
+    # T = max(MEM_E3 HALT 3 + 1, read 2 + 2, SXM_E HALT 6 + 1, SXM 5 + 2) = 7
+    assert assemble(""".queue MEM_E3
+    READ 0, E0          ; 0: the map, at SXM_E (11) at 3
+    CONFIG 1            ; 1: superlane 0 powered down from cycle 2 on
+    READ 1, E0          ; 2: the data (zeros), at 5
+.queue SXM_E
+    NOP 3
+    SETMAP E0, 0        ; 3
+    NOP 1               ; 4
+    PERMUTE E0, E1, 0   ; 5
+.data MEM_E3 0 000102030405060708090a0b0c0d0e0f
+""", CFG).predicted_cycles == 7
+    # a map word written during the program is not statically known: accepted
+    unknown = """.queue MEM_E2
+    READ 5, E1          ; 0: E1 at MEM_E3 (10) at 3
+.queue MEM_E3
+    NOP 3
+    WRITE 0, E1         ; 3: word 0 overwritten
+    READ 0, E0          ; 4: at SXM_E (11) at 7
+    READ 1, E0          ; 5: at 8
+.queue SXM_E
+    NOP 7
+    SETMAP E0, 0        ; 7
+    PERMUTE E0, E1, 0   ; 8
+.data MEM_E3 0 00010203040506070809000b0c0d0e0f
+"""
+    # T = max(MEM_E3 HALT 6 + 1, read 5 + 2, SXM_E HALT 9 + 1, SXM 8 + 2) = 10
+    assert assemble(unknown, CFG).predicted_cycles == 10
+
+
+@pytest.mark.parametrize("instr", NEW_INSTRS, ids=lambda i: i.name)
+def test_new_instruction_round_trip(units, instr):
+    rng = random.Random(instr.opcode)
+    pos = "MXM_W" if instr.unit == "mxm" else "SXM_E"
+    for _ in range(20):
+        vals, texts = {}, []
+        for f in instr.fields:
+            vals[f.name], text = _operand_text(f, rng, instr)
+            texts.append(text)
+        word = Builder(CFG).add(pos, instr.name, *texts)
+        got, dec = isa.decode(word)
+        assert got is instr and dec == vals
+        assert word == isa.encode(instr.name, **vals)
+        assert Builder(CFG).add(pos, instr.name, **dict(zip(vals, texts))) == word
+        line = instr.name.lower() + (" " + ", ".join(texts) if texts else "")
+        for text in (line, format_instr(word)):
+            b = parse(f".queue {pos}\n{text}\n", CFG)
+            assert b._words[CFG.position_index(pos)] == [word]
+    # on the wrong unit's queue
+    with pytest.raises(AsmError, match="cannot run it"):
+        Builder(CFG).add("MEM_W0", instr.name, *texts)
+
+
+def test_built_program_round_trip(units):
+    # the chain, built through the Builder from its own disassembly, gives the same program
+    prog = assemble(CHAIN, CFG, "t.s")
+    b = Builder(CFG)
+    for p, words in prog.queues.items():
+        for w in words[:-1]:
+            text = format_instr(w)
+            name, _, ops = text.partition(" ")
+            b.add(p, name, *[o.strip() for o in ops.split(",") if o.strip()])
+    for p, a, v in prog.data:
+        b.data(p, a, v)
+    prog2 = b.build()
+    assert prog2.queues == prog.queues and prog2.predicted_cycles == 21
+    prog3 = Program.from_dict(json.loads(json.dumps(prog.to_dict())), CFG)
+    check(prog3)
+    assert prog3.predicted_cycles == 21
