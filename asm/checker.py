@@ -41,10 +41,10 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
     addresses against `queue_depth` and READ/WRITE addresses against the slice size.
     """
     kind = config.unit_kind(position)
-    if instr.unit not in isa.UNITS_BUILT:
-        return (f"{instr.name} is a {instr.unit} instruction and the {instr.unit} unit is not "
-                f"built yet (tsp.isa.UNITS_BUILT)")
-    if not isa.valid_on(instr, kind):
+    if instr.unit == kind and kind != "mem" and kind not in config.units:
+        return (f"{instr.name} is a {instr.unit} instruction and profile {config.name!r} has no "
+                f"{instr.unit} unit (TspConfig.units = {config.units!r})")
+    if not isa.valid_on(instr, kind, config.units):
         return (f"{instr.name} is a {instr.unit} instruction; the queue of "
                 f"{_pname(config, position)} ({kind} unit) cannot run it")
     for f in instr.fields:

@@ -77,7 +77,7 @@ class InstructionQueue(wiring.Component):
         m.d.comb += self.host_rdata.eq(rd.data)
 
         unit_ops = [i.name for i in isa.INSTRUCTIONS
-                    if i.is_unit and isa.valid_on(i, self.unit_kind)]
+                    if i.is_unit and isa.valid_on(i, self.unit_kind, cfg.units)]
         is_unit = is_op(ir, *unit_ops) if unit_ops else 0
         elapsed = Mux(fresh, 0, cnt)
         in_sync = is_op(ir, "SYNC")

@@ -5,7 +5,7 @@ Positions west to east: MXM_W | SXM_W | MEM_W.. | VXM | MEM_E.. | SXM_E | MXM_E.
 that follow the unit contract (docs/units.md section 1) are listed in `UNIT_CLASSES` (kind ->
 class) and wired generically: issue/instr/flags from the position's queue, cur_e/cur_w from the
 fabric, wen/wdata into the fabric, `active` into the Done rule, `err` into ERR_FLAGS. A kind is
-instantiated only if it is in `tsp.isa.UNITS_BUILT` at elaboration; otherwise (and for the VXM)
+instantiated only if it is in the configuration's `units`; otherwise (and for the VXM)
 the position is a placeholder: its stream registers pass values through and its queue runs ICU
 instructions only (a unit instruction there raises ILLEGAL).
 
@@ -81,7 +81,7 @@ class TspTop(wiring.Component):
                 ms = MemSlice(cfg)
                 m.submodules[f"{cfg.positions[p].lower()}"] = ms
                 mems[p] = ms
-            elif kind in UNIT_CLASSES and kind in isa.UNITS_BUILT:
+            elif kind in UNIT_CLASSES and kind in cfg.units:
                 unit = UNIT_CLASSES[kind](cfg)
                 m.submodules[f"{cfg.positions[p].lower()}"] = unit
                 units[p] = unit

@@ -10,7 +10,7 @@
 # IMEM/MEM/flag writes are applied.
 #
 # Compute units (docs/units.md section 1) are the model twins in `UNIT_MODELS` (kind -> class).
-# A unit kind is instantiated at START when it is in tsp.isa.UNITS_BUILT (read at that time);
+# A unit kind is instantiated when it is in the configuration's `units` (TspConfig.units);
 # a unit keeps its persistent state (weights, accumulators, maps) across runs.
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tsp import isa
 from tsp.config import TspConfig
 from tsp.isa import decode, valid_on
 
@@ -242,7 +241,7 @@ class TspModel:
             sl.reset()
         for p in range(self.P):
             kind = self.config.unit_kind(p)
-            if kind in UNIT_MODELS and kind in isa.UNITS_BUILT and p not in self._units:
+            if kind in UNIT_MODELS and kind in self.config.units and p not in self._units:
                 self._units[p] = UNIT_MODELS[kind](self.config, p)
         for u in self._units.values():
             u.reset()
@@ -306,9 +305,8 @@ class TspModel:
             return self._zero
         return (self.west if (v >> 5) & 1 else self.east)[p, v & 31]
 
-    @staticmethod
-    def _legal(q: Queue, instr) -> bool:
-        return instr is not None and valid_on(instr, q.kind)
+    def _legal(self, q: Queue, instr) -> bool:
+        return instr is not None and valid_on(instr, q.kind, self.config.units)
 
     def _step(self, t: int) -> None:
         errs: list[tuple[int, int]] = []

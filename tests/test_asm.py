@@ -18,7 +18,7 @@ import pytest
 
 from asm import AsmError, Builder, Program, assemble, check, format_instr, parse
 from tsp import isa
-from tsp.config import TspConfig
+from tsp.config import COMPUTE_UNITS, TspConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = TspConfig.profile("default")
@@ -506,12 +506,12 @@ def _operand_text(f: isa.Field, rng: random.Random, instr: isa.Instr) -> tuple[i
 
 
 def test_unbuilt_unit_instruction_is_rejected():
-    with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and the mxm unit is not "
-                                       r"built yet"):
+    with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'default' "
+                                       r"has no mxm unit"):
         assemble(".queue MXM_W\n LW E0, 0, 4\n", CFG, "t.s")
 
 
-@pytest.mark.parametrize("instr", [i for i in isa.INSTRUCTIONS if i.unit in isa.UNITS_BUILT],
+@pytest.mark.parametrize("instr", [i for i in isa.INSTRUCTIONS if i.unit in ("icu", "mem")],
                          ids=lambda i: i.name)
 def test_encode_round_trip(instr):
     rng = random.Random(instr.opcode)
@@ -616,10 +616,8 @@ def test_doc_examples(monkeypatch):
     chain = [b for b in blocks if b.startswith("; MEM -> SXM")]
     assert len(chain) == 1
     e = fails(chain[0])
-    assert "not built yet" in str(e)
-    with monkeypatch.context() as m:
-        m.setattr(isa, "UNITS_BUILT", ALL_UNITS)
-        assert assemble(chain[0], CFG).predicted_cycles == 21
+    assert "has no sxm unit" in str(e) or "has no mxm unit" in str(e)
+    assert assemble(chain[0], CFG.replace(units=COMPUTE_UNITS)).predicted_cycles == 21
     results = []
     for b in blocks:
         if b in chain:
@@ -640,22 +638,26 @@ def test_doc_examples(monkeypatch):
 # instruction: t + 2. Tiny profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W1, 3 MEM_W0, 4 VXM,
 # 5 MEM_E0, 6 MEM_E1, 7 SXM_E, 8 MXM_E.
 
-ALL_UNITS = frozenset({"icu", "mem", "mxm", "sxm"})
 NEW_INSTRS = [i for i in isa.INSTRUCTIONS if i.unit in ("mxm", "sxm")]
 
 
 @pytest.fixture
 def units(monkeypatch):
-    """Build the MXM and SXM for one test (the checker reads tsp.isa.UNITS_BUILT at call time)."""
-    monkeypatch.setattr(isa, "UNITS_BUILT", ALL_UNITS)
+    """For one test, this module's CFG and TINY (and `fails`' default) are the same profiles
+    with the MXM and SXM units instantiated (TspConfig.units)."""
+    mod = sys.modules[__name__]
+    monkeypatch.setattr(mod, "CFG", CFG.replace(units=COMPUTE_UNITS))
+    monkeypatch.setattr(mod, "TINY", TINY.replace(units=COMPUTE_UNITS))
+    monkeypatch.setattr(fails, "__defaults__", (mod.CFG,))
 
 
-def test_unbuilt_units_rejected_with_real_constant():
-    assert isa.UNITS_BUILT == frozenset({"icu", "mem"})     # the real constant, not patched
+def test_units_absent_from_the_profile_are_rejected():
+    assert CFG.units == ()          # the default profile has no compute units
     for pos, text in (("MXM_E", "ABC E0, 0, 1, 0"), ("SXM_W", "SHIFT E0, E1, 1")):
-        name = text.split()[0]
+        name, unit = text.split()[0], pos[:3].lower()
         e = fails(f".queue {pos}\n {text}\n")
-        assert at(e, 2).endswith("not built yet (tsp.isa.UNITS_BUILT)"), str(e)
+        assert at(e, 2).endswith(f"profile 'default' has no {unit} unit "
+                                 f"(TspConfig.units = ())"), str(e)
         assert name in str(e)
 
 

@@ -26,10 +26,20 @@ def test_bad_values_name_parameter_and_value(param, value, match):
 
 
 @pytest.mark.parametrize("param, value", [("lanes", 16.0), ("streams", "8"), ("bank_depth", True),
-                                          ("name", "")])
+                                          ("name", ""), ("units", ["mxm"])])
 def test_bad_types(param, value):
     with pytest.raises(TypeError, match=f"TspConfig.{param} must be"):
         TspConfig(**{param: value})
+
+
+def test_units_must_be_implemented_and_listed_once():
+    with pytest.raises(ConfigError, match=r"unknown or not yet implemented unit 'vxm'; "
+                                          r"available: mxm, sxm"):
+        TspConfig(units=("vxm",))
+    with pytest.raises(ConfigError, match="lists a unit twice"):
+        TspConfig(units=("sxm", "sxm"))
+    assert PROFILES["compute"].units == ("mxm", "sxm")
+    assert PROFILES["default"].units == ()          # the ECP5-85F cannot hold the MXMs yet
 
 
 def test_config_is_frozen_and_replace_validates():
@@ -44,8 +54,8 @@ def test_config_is_frozen_and_replace_validates():
 
 
 def test_unknown_profile_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: default, "
-                                          r"large, tiny"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: compute, "
+                                          r"default, large, tiny"):
         TspConfig.profile("huge")
 
 

@@ -7,6 +7,8 @@ each hardware error; random programs come from tb.randprog (fixed seeds).
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -17,7 +19,7 @@ from hdl.top import CSR, ID_VALUE, TspTop
 from sim import TspModel
 from tb.randprog import random_program
 from tsp import isa
-from tsp.config import TspConfig, join_sg4
+from tsp.config import COMPUTE_UNITS, TspConfig, join_sg4
 from tsp.isa import EAST, WEST, encode
 from tsp.isa import stream_operand as so
 
@@ -279,16 +281,15 @@ def test_host_port_errors_change_nothing():
 
 
 # ---- compute units (MXM, SXM) integrated at the top level ------------------------------------
-# Programs are written with tsp.isa.encode (the assembler's checker does not know these units
-# yet); every timing below is derived by hand from docs/units.md and docs/architecture.md.
-UNITS_ON = frozenset({"icu", "mem", "mxm", "sxm"})
+# Programs are written with tsp.isa.encode (raw words, as the host would load them);
+# every timing below is derived by hand from docs/units.md and docs/architecture.md.
 OUT_SLICES = ("MEM_E1", "MEM_E0", "MEM_W0", "MEM_W1")   # slice that stores SG4 byte b
 
 
 @pytest.fixture
 def units_on(monkeypatch):
-    """Enable the MXM and SXM instructions (before elaborating / running)."""
-    monkeypatch.setattr(isa, "UNITS_BUILT", UNITS_ON)
+    """For one test, this module's TINY is the tiny profile with the MXM and SXM units."""
+    monkeypatch.setattr(sys.modules[__name__], "TINY", TINY.replace(units=COMPUTE_UNITS))
 
 
 def i8vec(values) -> np.ndarray:
@@ -347,7 +348,7 @@ def test_mem_mxm_mem_matmul(units_on, profile):
     # t_abc - 2 - (MXM_E - MEM_E0) on; rows 0..3 are written at the ends of t_abc + 2 + k.
     # ACC at t_acc = t_abc + 3 (row k read at t_acc + k, after its write) onto W0..W3, written
     # by the four OUT_SLICES (one WRITE each, ITERATIONS 4). tiny: t_lw 5, IW 9, ABC 10, ACC 13.
-    cfg = TspConfig.profile(profile)
+    cfg = TspConfig.profile(profile).replace(units=COMPUTE_UNITS)
     n = cfg.vec_bytes
     e1, e0, mx = pos("MEM_E1", cfg), pos("MEM_E0", cfg), pos("MXM_E", cfg)
     rng = np.random.default_rng(7)
@@ -443,13 +444,11 @@ def test_bad_map_reaches_error_flags(units_on, other):
     assert not res.trace.west[6, sx, 2].any()      # the PERMUTE wrote zeros over it
 
 
-@pytest.mark.parametrize("built", [frozenset({"icu", "mem"}), UNITS_ON,
-                                   frozenset({"icu", "mem", "sxm"})])
-def test_units_instantiated_only_when_built(monkeypatch, built):
+@pytest.mark.parametrize("built", [(), COMPUTE_UNITS, ("sxm",)])
+def test_units_instantiated_only_when_configured(built):
     from amaranth.hdl import Fragment
-    monkeypatch.setattr(isa, "UNITS_BUILT", built)
-    frag = Fragment.get(TspTop(TINY), None)
+    frag = Fragment.get(TspTop(TINY.replace(units=built)), None)
     names = {sub[1] for sub in frag.subfragments}
     for unit in ("mxm_w", "mxm_e", "sxm_w", "sxm_e"):
-        assert (unit in names) == (unit[:3] in built), f"{unit} with UNITS_BUILT={set(built)}"
+        assert (unit in names) == (unit[:3] in built), f"{unit} with units={built}"
     assert "vxm" not in names and {"mem_w1", "mem_e1", "q_vxm"} <= names

@@ -10,7 +10,7 @@ import pytest
 
 from sim import TspModel
 from sim.model import BANK_CONFLICT, DEADLOCK, ENGINE_BUSY, ILLEGAL, ModelError
-from tsp.config import TspConfig
+from tsp.config import COMPUTE_UNITS, TspConfig
 from tsp.isa import encode, stream_operand
 
 CFG = TspConfig.profile("default")
@@ -541,13 +541,10 @@ def test_2000_cycle_program_is_fast():
 # ---- compute units (MXM, SXM) in the whole-chip model -------------------------------------
 # Expected values are derived by hand from docs/units.md (timing tables) and the timing law.
 SXM_E = 11
-UNITS_ON = frozenset({"icu", "mem", "mxm", "sxm"})
-
-
 @pytest.fixture
 def units_on(monkeypatch):
-    from tsp import isa
-    monkeypatch.setattr(isa, "UNITS_BUILT", UNITS_ON)
+    """For one test, `model()` builds the default profile with the MXM and SXM units."""
+    monkeypatch.setattr(model, "__defaults__", (CFG.replace(units=COMPUTE_UNITS), None))
 
 
 def test_unit_instructions_illegal_until_built():

@@ -16,6 +16,8 @@ from .docgen import doc_main
 __all__ = ["PROFILES", "AddressMap", "ConfigError", "TspConfig", "join_sg4", "split_sg4"]
 
 INSTR_BITS = 32
+# Compute units that exist in the RTL, the model and the checker; a profile picks some of them.
+COMPUTE_UNITS = ("mxm", "sxm")
 IMEM_BASE = 0x1_0000
 MEM_BASE = 0x10_0000
 CSR_SPAN = 0x1000
@@ -74,6 +76,8 @@ class TspConfig:
     mem_slices:  MEM slices per hemisphere.
     bank_depth:  words per MEM bank (power of two); a slice has two banks.
     queue_depth: 32-bit instruction words per instruction queue (power of two).
+    units:       compute units instantiated at their positions, a subset of COMPUTE_UNITS
+                 ("mxm", "sxm"); instructions of units left out are ILLEGAL.
     name:        the profile name, for reports.
     fpga:        the board family the profile is meant for, or "" for simulation only.
     """
@@ -84,6 +88,7 @@ class TspConfig:
     mem_slices: int = 4
     bank_depth: int = 512
     queue_depth: int = 256
+    units: tuple[str, ...] = ()
     name: str = "custom"
     fpga: str = ""
     positions: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -104,6 +109,15 @@ class TspConfig:
             if not _is_pow2(getattr(self, pname)):
                 raise ConfigError(
                     f"TspConfig.{pname} must be a power of two, not {getattr(self, pname)!r}")
+        if not isinstance(self.units, tuple) or not all(isinstance(u, str) for u in self.units):
+            raise TypeError(f"TspConfig.units must be a tuple of unit names, not {self.units!r}")
+        for u in self.units:
+            if u not in COMPUTE_UNITS:
+                raise ConfigError(
+                    f"TspConfig.units: unknown or not yet implemented unit {u!r}; "
+                    f"available: {', '.join(COMPUTE_UNITS)}")
+        if len(set(self.units)) != len(self.units):
+            raise ConfigError(f"TspConfig.units lists a unit twice: {self.units!r}")
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"TspConfig.name must be a non-empty string, not {self.name!r}")
         if self.fpga not in ("", "ice40", "ecp5"):
@@ -213,6 +227,7 @@ class TspConfig:
             "mem_slices_per_hemisphere": self.mem_slices,
             "bank_depth_words": self.bank_depth,
             "queue_depth_words": self.queue_depth,
+            "compute_units": list(self.units),
             "positions": list(self.positions),
             "mem_bytes_total": 2 * self.mem_slices * self.slice_words * self.vec_bytes,
             "stream_register_bits": 2 * self.num_positions * self.streams * self.vec_bits,
@@ -225,8 +240,10 @@ PROFILES: dict[str, TspConfig] = {
                       queue_depth=64, name="tiny", fpga="ice40"),
     "default": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
                          queue_depth=256, name="default", fpga="ecp5"),
+    "compute": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
+                         queue_depth=256, units=COMPUTE_UNITS, name="compute", fpga=""),
     "large": TspConfig(lanes=16, superlanes=2, streams=16, mem_slices=8, bank_depth=1024,
-                       queue_depth=512, name="large", fpga=""),
+                       queue_depth=512, units=COMPUTE_UNITS, name="large", fpga=""),
 }
 
 
@@ -267,16 +284,19 @@ def render_markdown() -> str:
            "| parameter | range | meaning |", "|---|---|---|"]
     for pname, (lo, hi) in _LIMITS.items():
         out.append(f"| `{pname}` | {lo}..{hi} | {_PARAM_DOCS[pname]} |")
-    out += ["| `name` | non-empty string | profile name, for reports |",
+    out += ["| `units` | subset of " + ", ".join(f"`{u}`" for u in COMPUTE_UNITS)
+            + " | compute units instantiated (instructions of the others are ILLEGAL) |",
+            "| `name` | non-empty string | profile name, for reports |",
             "| `fpga` | `''`, `ice40`, `ecp5` | the board family a profile is meant for |",
             "", "## Profiles", "",
             ("| profile | target | lanes x superlanes | streams/dir | MEM slices | bank depth "
-            "| queue depth | positions | MEM bytes | stream-register flip-flops |"),
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| queue depth | units | positions | MEM bytes | stream-register flip-flops |"),
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in PROFILES.values():
         s = p.summary()
         out.append(f"| `{p.name}` | {s['fpga']} | {p.lanes} x {p.superlanes} | {p.streams} | "
                    f"2 x {p.mem_slices} | {p.bank_depth} | {p.queue_depth} | "
+                   f"{', '.join(p.units) or '-'} | "
                    f"{p.num_positions} | {s['mem_bytes_total']} | "
                    f"{s['stream_register_bits']} |")
     out += ["", ("Stream registers cost positions x streams x 2 directions x vector bits of "

@@ -24,7 +24,6 @@ __all__ = [
     "ISA_VERSION",
     "OPCODE_BITS",
     "STREAM_BITS",
-    "UNITS_BUILT",
     "WEST",
     "Field",
     "Instr",
@@ -167,7 +166,7 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                                          lo=1),), None, None,
           "Set the loop register: cycles between accesses."),
 
-    # ---- MXM: weight-stationary int8 MAC array (docs/units.md; not integrated yet) -----
+    # ---- MXM: weight-stationary int8 MAC array (docs/units.md, docs/mxm.md) -----------------
     Instr("LW", "mxm", 32, (_stream("s", "weight-row stream (int8)"),
                             Field("row", 6, "uint", "first shadow-buffer row"),
                             Field("count", 7, "uint", "rows to load (>= 1)", lo=1)), None, 0,
@@ -185,7 +184,7 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                              Field("acc", 8, "uint", "first accumulator row"),
                              Field("count", 7, "uint", "rows (>= 1)", lo=1)), 2, None,
           "Emit accumulator rows acc..acc+count-1 as int32 SG4 vectors, one per cycle."),
-    # ---- SXM: lane shifter / permuter (docs/units.md; not integrated yet) ----------------
+    # ---- SXM: lane shifter / permuter (docs/units.md, docs/mxm.md) ----------------------------
     Instr("SHIFT", "sxm", 40, (_stream("s", "source"), _stream("d", "destination"),
                                Field("n", 6, "sint", "lanes to shift up (negative: down)")),
           2, 0, "Output lane i = input lane i-n, zero where i-n is outside the vector."),
@@ -209,10 +208,6 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "vec_bytes)) into streams d..d+m-1."),
 )
 
-# Units whose RTL, model and checker are integrated. Instructions of other units are defined
-# (so their encodings are fixed) but are ILLEGAL everywhere until their unit joins this set.
-UNITS_BUILT = frozenset({"icu", "mem"})
-
 # Opcode space reserved for units still to come, so they join without re-encoding.
 OPCODE_SPACE = {"icu": (0, 7), "mem": (8, 15), "vxm": (16, 31), "mxm": (32, 39),
                 "sxm": (40, 47), "c2c": (48, 55)}
@@ -232,9 +227,12 @@ def opcode_ranges() -> dict[str, tuple[int, int]]:
     return dict(OPCODE_SPACE)
 
 
-def valid_on(instr: Instr, unit_kind: str) -> bool:
-    """Whether `instr` may run on a queue whose unit is `unit_kind` (and that unit is built)."""
-    return instr.unit in ("icu", unit_kind) and instr.unit in UNITS_BUILT
+def valid_on(instr: Instr, unit_kind: str, units: tuple[str, ...] = ()) -> bool:
+    """Whether `instr` may run on a queue whose unit is `unit_kind`, in a configuration that
+    instantiates the compute units `units` (`TspConfig.units`; MEM slices always exist)."""
+    if instr.unit == "icu":
+        return True
+    return instr.unit == unit_kind and (unit_kind == "mem" or unit_kind in units)
 
 
 def stream_operand(direction: int, index: int) -> int:
@@ -307,8 +305,10 @@ def render_markdown() -> str:
         used = [i.name for i in INSTRUCTIONS if i.unit == unit]
         out.append(f"| {unit} | {lo}..{hi}" + (f" ({', '.join(used)})" if used else
                                               " (reserved)") + " |")
-    out += ["", "Units not yet integrated (their instructions are defined but ILLEGAL): "
-            + (", ".join(sorted(set(OPCODE_SPACE) - UNITS_BUILT)) or "none") + ".",
+    out += ["", ("MXM and SXM instructions run only in profiles that instantiate those units "
+            "(`TspConfig.units`); VXM and C2C instructions are defined as they are built. An "
+            "instruction whose unit is absent is ILLEGAL in the hardware and rejected by the "
+            "assembler."),
             "", "## Instructions", "",
             "| mnemonic | unit | opcode | fields (bits) | dfunc | dskew | description |",
             "|---|---|---|---|---|---|---|"]
