@@ -17,13 +17,14 @@ from amaranth.lib import wiring
 
 from tsp import isa
 from tsp.config import TspConfig
+from tsp.hostmap import ERR_BITS
 
 from .decode import fld, is_op
 from .unit import unit_members
 
 __all__ = ["BIT_BAD_MAP", "DATA_OPS", "Sxm", "transpose_size"]
 
-BIT_BAD_MAP = 4
+BIT_BAD_MAP = ERR_BITS["BAD_MAP"]
 DATA_OPS = ("SHIFT", "PERMUTE", "DISTRIBUTE", "ROTATE", "TRANSPOSE")
 MAP_SLOTS = 4
 

@@ -23,6 +23,7 @@ from amaranth.lib.wiring import In, Out
 
 from tsp import isa
 from tsp.config import CSR_SPAN, TspConfig
+from tsp.hostmap import CSR, DEADLOCK_POSITION, ERR_BITS, ERR_WIDTH, ID_VALUE
 
 from .axil import RESP_DECERR, RESP_OKAY, RESP_SLVERR, AxiLiteSignature
 from .host import HostPort
@@ -34,14 +35,8 @@ from .sxm import Sxm
 
 __all__ = ["CSR", "ERR_BITS", "ID_VALUE", "UNIT_CLASSES", "TspTop"]
 
-ID_VALUE = 0x54535031  # "TSP1"
-CSR = {"ID": 0x00, "ISA_VERSION": 0x04, "CONFIG0": 0x08, "CONFIG1": 0x0C, "CTRL": 0x10,
-       "STATUS": 0x14, "CYCLES": 0x18, "ERR_FLAGS": 0x1C, "ERR_WHERE": 0x20, "ERR_CYCLE": 0x24}
-ERR_BITS = {"BANK_CONFLICT": 0, "ENGINE_BUSY": 1, "DEADLOCK": 2, "ILLEGAL": 3, "BAD_MAP": 4}
-ERR_WIDTH = len(ERR_BITS)
 # Compute units with the unit-contract ports (docs/units.md section 1), by unit kind.
 UNIT_CLASSES = {"mxm": Mxm, "sxm": Sxm}
-DEADLOCK_POSITION = 0xFFFF
 
 
 def _log2(x: int) -> int:

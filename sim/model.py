@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsp.config import TspConfig
+from tsp.hostmap import DEADLOCK_POSITION, ERR_BITS, ERR_WIDTH
 from tsp.isa import decode, valid_on
 
 from .icu import Queue
@@ -42,14 +43,13 @@ __all__ = [
 ]
 
 # Error flag bits (docs/architecture.md section 4).
-BIT_BANK_CONFLICT, BIT_ENGINE_BUSY, BIT_DEADLOCK, BIT_ILLEGAL, BIT_BAD_MAP = 0, 1, 2, 3, 4
-ERR_WIDTH = 5
+BIT_BANK_CONFLICT, BIT_ENGINE_BUSY, BIT_DEADLOCK, BIT_ILLEGAL, BIT_BAD_MAP = (
+    ERR_BITS[n] for n in ("BANK_CONFLICT", "ENGINE_BUSY", "DEADLOCK", "ILLEGAL", "BAD_MAP"))
 BANK_CONFLICT = 1 << BIT_BANK_CONFLICT
 ENGINE_BUSY = 1 << BIT_ENGINE_BUSY
 DEADLOCK = 1 << BIT_DEADLOCK
 ILLEGAL = 1 << BIT_ILLEGAL
 BAD_MAP = 1 << BIT_BAD_MAP
-DEADLOCK_POSITION = 0xFFFF
 
 # Compute-unit model twins (docs/units.md section 1), by unit kind.
 UNIT_MODELS = {"mxm": MxmModel, "sxm": SxmModel}

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from tsp.config import TspConfig
+from tsp.hostmap import ERR_BITS
 from tsp.isa import Instr
 
 __all__ = ["BAD_MAP", "BIT_BAD_MAP", "MAP_SLOTS", "SxmModel", "map_problem", "transpose_size"]
 
-BIT_BAD_MAP = 4
+BIT_BAD_MAP = ERR_BITS["BAD_MAP"]
 BAD_MAP = 1 << BIT_BAD_MAP
 MAP_SLOTS = 4
 EAST, WEST = 0, 1

@@ -22,6 +22,14 @@ from cocotb.triggers import ClockCycles, FallingEdge, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from tsp.config import TspConfig
+from tsp.hostmap import (
+    CSR,
+    CTRL_START,
+    ID_VALUE,
+    STATUS_DONE,
+    STATUS_ERROR,
+    STATUS_RUNNING,
+)
 
 __all__ = [
     "CSR",
@@ -39,15 +47,6 @@ __all__ = [
     "profile_from_env",
 ]
 
-# docs/architecture.md, section 5 (written here independently of the RTL's own constants).
-CSR = {
-    "ID": 0x0000, "ISA_VERSION": 0x0004, "CONFIG0": 0x0008, "CONFIG1": 0x000C,
-    "CTRL": 0x0010, "STATUS": 0x0014, "CYCLES": 0x0018, "ERR_FLAGS": 0x001C,
-    "ERR_WHERE": 0x0020, "ERR_CYCLE": 0x0024,
-}
-ID_VALUE = 0x54535031
-CTRL_START = 1
-STATUS_RUNNING, STATUS_DONE, STATUS_ERROR = 1, 2, 4
 OKAY, SLVERR, DECERR = AxiResp.OKAY, AxiResp.SLVERR, AxiResp.DECERR
 
 
