@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     except BuildError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"error: cannot write the output directory {out}: {e.strerror}", file=sys.stderr)
+        return 1
     seconds = time.perf_counter() - t0
     summary = build_summary(config, v, seconds, args.debug)
     (out / f"{args.name}_summary.json").write_text(json.dumps(summary, indent=2))

@@ -35,3 +35,7 @@ def test_build_help_and_bad_profile():
     assert bad.returncode == 2
     assert "error: unknown profile 'huge'; known profiles:" in bad.stderr
     assert "Traceback" not in bad.stderr
+    blocked = subprocess.run(run + ["--profile", "tiny", "--out", "/proc/no-such-dir"], cwd=ROOT,
+                             capture_output=True, text=True, check=False)
+    assert blocked.returncode == 1 and "error: cannot write the output directory" in blocked.stderr
+    assert "Traceback" not in blocked.stderr
