@@ -7,6 +7,7 @@
 from .checker import DEFAULT_MAX_CYCLES, check
 from .parser import Builder, assemble, parse
 from .program import AsmError, Program, ScheduleEntry, format_instr
+from .timed import TimedBuilder
 
 __all__ = [
            "DEFAULT_MAX_CYCLES",
@@ -14,6 +15,7 @@ __all__ = [
            "Builder",
            "Program",
            "ScheduleEntry",
+           "TimedBuilder",
            "assemble",
            "check",
            "format_instr",

@@ -1,9 +1,10 @@
 # Static schedule checker: simulates every queue's timing (NOP, REPEAT, SYNC/NOTIFY, IFETCH, HALT),
-# every MEM engine's loop accesses and the MXM/SXM elements from docs/architecture.md,
-# docs/units.md, docs/mxm.md and docs/sxm.md, then checks streams (nothing arrives / two
-# producers; events derived from asm/units.py), bank conflicts, engine-busy, address ranges, MXM
-# engine-busy and accumulator hazards, SXM maps, deadlock and the cycle limit, and computes the
-# Done-rule cycle count. Written from the spec alone (not from hdl/ or sim/model.py).
+# every MEM engine's loop accesses and the MXM/SXM/VXM elements from docs/architecture.md,
+# docs/units.md, docs/mxm.md, docs/sxm.md and docs/vxm.md, then checks streams (nothing arrives /
+# two producers; events derived from asm/units.py), bank conflicts, engine-busy, address ranges,
+# MXM engine-busy and accumulator hazards, SXM maps, illegal VXM configurations, deadlock and the
+# cycle limit, and computes the Done-rule cycle count. Written from the spec alone (not from
+# hdl/ or sim/model.py).
 """The schedule checker: `check(program)`; `field_problem` is shared with the Builder."""
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from sim.sxm import map_problem  # the one map check, shared with the model
-from tsp import isa
+from tsp import isa, vxm
 from tsp.config import TspConfig
 
 from .program import AsmError, Program, ScheduleEntry
@@ -38,7 +39,8 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
     """Why `instr` with field `values` cannot run on `position`'s queue, or None if it can.
 
     Checks the unit, every field's range, stream indices against `config.streams`, IFETCH
-    addresses against `queue_depth` and READ/WRITE addresses against the slice size.
+    addresses against `queue_depth` and READ/WRITE addresses against the slice size. (Illegal
+    VXM configurations are schedule errors: `_Checker.vxm_problem`, raised at issue.)
     """
     kind = config.unit_kind(position)
     if instr.unit == kind and kind != "mem" and kind not in config.units:
@@ -57,6 +59,8 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
                         f"{config.name} has {config.streams} streams per direction "
                         f"(E0..E{config.streams - 1}, W0..W{config.streams - 1})")
         elif not f.min <= v <= f.max:
+            if instr.name == "VCONST" and f.name == "imm" and -(1 << 31) <= v < 1 << 32:
+                return _vconst_split(values["c"], v)
             return f"{instr.name}: field {f.name}={v} out of range [{f.min}, {f.max}]"
     if instr.name == "IFETCH" and values["addr"] >= config.queue_depth:
         return (f"IFETCH: address {values['addr']} out of range: the queue has "
@@ -65,6 +69,16 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
         return (f"{instr.name}: address {values['addr']} out of range "
                 f"0..{config.slice_words - 1} of a MEM slice")
     return None
+
+
+def _vconst_split(c: int, v: int) -> str:
+    """The error for a VCONST immediate that is a 32-bit value but not a 20-bit one."""
+    w = v & 0xFFFF_FFFF
+    cn = f"c{c}" if 0 <= c < 4 else str(c)
+    return (f"VCONST: imm={v} ({w:#010x}) does not fit the 20-bit signed field "
+            f"[-524288, 524287]; load a 32-bit constant with two instructions: "
+            f"VCONST {cn}, {w & 0xFFFF:#x} then VCONSTH {cn}, {w >> 16:#x} (2 cycles; the "
+            f"value is complete from the cycle after the VCONSTH)")
 
 
 # ---- simulation state ------------------------------------------------------------------------
@@ -141,6 +155,14 @@ class _Mxm:
 
     busy: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (last, line)
     writes: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)  # row -> (u,..)
+    end: int = 0
+    end_line: int | None = None
+
+
+@dataclass
+class _Vxm:
+    """Per-VXM state: activity end (a VRUN is active until its result is driven)."""
+
     end: int = 0
     end_line: int | None = None
 
@@ -275,6 +297,7 @@ class _Checker:
         self.slices = {p: _Slice() for p in cfg.mem_positions}
         self.mxms = {p: _Mxm() for p in range(cfg.num_positions) if cfg.unit_kind(p) == "mxm"}
         self.sxms = {p: _Sxm() for p in range(cfg.num_positions) if cfg.unit_kind(p) == "sxm"}
+        self.vxms = {p: _Vxm() for p in range(cfg.num_positions) if cfg.unit_kind(p) == "vxm"}
         heap = [(0, p) for p in sorted(self.qs)]
         parked = self.parked
         while heap:
@@ -320,7 +343,7 @@ class _Checker:
             if sl.last["write"] >= 0:
                 ends.append((sl.last["write"] + 1, sl.last_line["write"],
                              f"the write engine of {self.pn(p)}"))
-        for units in (self.mxms, self.sxms):
+        for units in (self.mxms, self.sxms, self.vxms):
             for p, st in units.items():
                 ends.append((st.end, st.end_line, f"the unit of {self.pn(p)}"))
         total, line, who = max(ends, key=lambda e: e[0])
@@ -404,6 +427,14 @@ class _Checker:
     def unit(self, q: _Queue, word: int, t: int, line: int | None, desc: str) -> None:
         """Execute a unit instruction issued (or re-issued by REPEAT) at cycle t."""
         instr, vals = isa.decode(word)
+        if instr.unit == "vxm":
+            why = self.vxm_problem(instr, vals)
+            if why:
+                effect = {"VRUN": "nothing runs", "VLOADC": "the constant is unchanged"}.get(
+                    instr.name, "the configuration is unchanged")
+                raise self.err(f"ILLEGAL: {desc} on {self.pn(q.pos)} at cycle {t}: {why}; the "
+                               f"hardware raises ILLEGAL (error bit 3) and {effect}", line, t,
+                               q.pos)
         for produced, ops in ((False, STREAM_USE[instr.name].consumes),
                               (True, STREAM_USE[instr.name].produces)):
             for op in ops:
@@ -415,6 +446,8 @@ class _Checker:
             elements = self.mem(q, instr, vals, t, line, desc)
         elif instr.unit == "mxm":
             elements = self.mxm(q, instr, vals, t, line, desc)
+        elif instr.unit == "vxm":
+            elements = self.vxm(q, instr, t, line)
         else:
             elements = self.sxm(q, instr, vals, t, line, desc)
         cons = self.events(q.pos, instr, vals, elements, desc, line)
@@ -427,6 +460,7 @@ class _Checker:
         """Add the stream events of `instr` at position x (table asm/units.py): element at u
         consumes at u + dskew and produces at u + dfunc. Returns the consumer events."""
         use = STREAM_USE[instr.name]
+        dfunc = isa.dfunc_of(instr, self.cfg)
         cons: list[_Ev] = []
         for u, meta in elements:
             for produced, ops in ((False, use.consumes), (True, use.produces)):
@@ -435,7 +469,7 @@ class _Checker:
                     what = desc + (" " + op.role if op.role else "")
                     for i in idx:
                         if produced:
-                            self.producers.append(_Ev(dirn, i, x, u + instr.dfunc, what, line, u,
+                            self.producers.append(_Ev(dirn, i, x, u + dfunc, what, line, u,
                                                       meta=meta))
                         else:
                             ev = _Ev(dirn, i, x, u + instr.dskew, what, line, u)
@@ -557,6 +591,51 @@ class _Checker:
                 self.permutes.append((load, slot, t, line, desc, x))
         if t + 2 > st.end:             # the result is driven in t + 1
             st.end, st.end_line = t + 2, line
+        return [(t, None)]
+
+    def vxm_problem(self, instr: isa.Instr, vals: dict[str, int]) -> str | None:
+        """Why a VXM instruction is ILLEGAL in the hardware (docs/vxm.md sections 3-5), or None."""
+        name, alus = instr.name, self.cfg.vxm_alus
+        types = "0 i8, 1 i16, 2 i32"
+        regs = [("dst", "a result register"), ("x", "an operand register")]
+        if name == "VCFG":
+            k, code = vals["k"], vals["op"]
+            if k >= alus:
+                return (f"ALU stage k={k} does not exist: profile {self.cfg.name!r} has "
+                        f"vxm_alus = {alus} stages (k = 0..{alus - 1})")
+            op = vxm.ALU_BY_CODE.get(code)
+            if op is None:
+                return (f"operation code op={code} is undefined (tsp/vxm.py ALU_OPS: "
+                        f"{', '.join(f'{o.code} {o.name}' for o in vxm.ALU_OPS)})")
+            if op.first_only and k != 0:
+                return (f"{op.name} at stage k={k}: {op.name} needs the multiplier, which only "
+                        f"stage 0 has")
+            if vals["type"] == vxm.TYPE_NONE:
+                return f"type=3 is not a stage type ({types})"
+        if name in ("VCFG", "VFUNC"):
+            for f, what in regs:
+                if vals[f] == 3:
+                    return f"{f}=3 is not {what} (r0..r2 = 0..2)"
+        if name == "VLOADC" and vals["t"] == vxm.TYPE_NONE:
+            return f"type t=3 (none) is not allowed for VLOADC ({types})"
+        if name == "VRUN":
+            for f in ("ta", "td"):
+                if vals[f] == vxm.TYPE_NONE:
+                    return (f"type {f}=3 (none) is allowed only for operand b (tb); {f} must be "
+                            f"{types}")
+        return None
+
+    def vxm(self, q: _Queue, instr: isa.Instr, t: int,
+            line: int | None) -> list[tuple[int, None]]:
+        """A (legal) VXM instruction (docs/vxm.md): its stream element and activity."""
+        if instr.name == "VLOADC":
+            return [(t, None)]
+        if instr.name != "VRUN":
+            return []          # VCFG, VFUNC, VCONST, VCONSTH: state only, no stream
+        st = self.vxms[q.pos]
+        end = t + isa.dfunc_of(instr, self.cfg)   # active through t + A + 3 (docs/vxm.md)
+        if end > st.end:
+            st.end, st.end_line = end, line
         return [(t, None)]
 
     # ---- SXM maps -------------------------------------------------------------------------

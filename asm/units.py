@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from tsp import isa
 from tsp.config import TspConfig
+from tsp.vxm import type_streams
 
 __all__ = ["STREAM_USE", "Operand", "StreamUse", "operand_streams", "transpose_size"]
 
@@ -19,8 +20,9 @@ class Operand:
 
     field: the instruction field naming the (first) stream.
     width: "1" (one stream), "sg4" (an aligned SG4 group: 4 streams), "field:NAME" (as many
-           streams as field NAME says: ROTATE's k) or "m" (m = min(streams, vec_bytes) streams:
-           TRANSPOSE).
+           streams as field NAME says: ROTATE's k), "m" (m = min(streams, vec_bytes) streams:
+           TRANSPOSE) or "type:NAME" (a VXM operand of the type in field NAME: i8 one stream,
+           i16 an aligned SG2 group, i32 an aligned SG4 group, type 3 no operand at all).
     role:  word added to the instruction's name in messages ("" for none), e.g. "map".
     """
 
@@ -68,6 +70,14 @@ STREAM_USE: dict[str, StreamUse] = {
     "DISTRIBUTE": _ONE_TO_ONE,
     "ROTATE": StreamUse((Operand("s"),), (Operand("d", "field:k"),)),
     "TRANSPOSE": StreamUse((Operand("s", "m"),), (Operand("d", "m"),)),
+    # VXM: one element at issue
+    "VCFG": StreamUse(),
+    "VFUNC": StreamUse(),
+    "VCONST": StreamUse(),
+    "VCONSTH": StreamUse(),
+    "VLOADC": StreamUse((Operand("s", "type:t"),)),
+    "VRUN": StreamUse((Operand("a", "type:ta"), Operand("b", "type:tb")),
+                      (Operand("d", "type:td"),)),
 }
 
 
@@ -87,10 +97,15 @@ def operand_streams(config: TspConfig, instr: isa.Instr, op: Operand, values: di
     """
     v = values[op.field]
     dirn, first = v >> 5, v & 31
+    group = 4 if op.width == "sg4" else 1      # alignment of a stream group
     if op.width == "1":
         n = 1
     elif op.width == "sg4":
         n = 4
+    elif op.width.startswith("type:"):
+        n = group = type_streams(values[op.width[5:]])
+        if n == 0:
+            return dirn, [], None
     elif op.width == "m":
         n = transpose_size(config)
     elif op.width.startswith("field:"):
@@ -100,13 +115,13 @@ def operand_streams(config: TspConfig, instr: isa.Instr, op: Operand, values: di
     idx = list(range(first, first + n))
     last = config.streams - 1
     st = isa.format_stream
-    if op.width == "sg4" and (first % 4 or first + 3 > last):
-        reason = ("is not aligned (the first index must be a multiple of 4)" if first % 4 else
-                  f"runs past the last stream {st((dirn << 5) | last)}")
-        groups = ", ".join(st((dirn << 5) | g) for g in range(0, last - 2, 4))
-        return dirn, idx, (f"the SG4 group {st(v)}..{st((dirn << 5) | (first + 3))} (operand "
-                           f"{op.field}) {reason}; the SG4 groups of profile {config.name} "
-                           f"start at {groups}")
+    if group > 1 and (first % group or first + group - 1 > last):
+        reason = (f"is not aligned (the first index must be a multiple of {group})"
+                  if first % group else f"runs past the last stream {st((dirn << 5) | last)}")
+        groups = ", ".join(st((dirn << 5) | g) for g in range(0, last - group + 2, group))
+        return dirn, idx, (f"the SG{group} group {st(v)}..{st((dirn << 5) | (first + group - 1))}"
+                           f" (operand {op.field}) {reason}; the SG{group} groups of profile "
+                           f"{config.name} start at {groups}")
     if idx[-1] > last:
         kind = "destination" if produced else "source"
         effect = ("would not be written (dropped)" if kind == "destination" else

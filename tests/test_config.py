@@ -33,13 +33,14 @@ def test_bad_types(param, value):
 
 
 def test_units_must_be_implemented_and_listed_once():
-    with pytest.raises(ConfigError, match=r"unknown or not yet implemented unit 'vxm'; "
-                                          r"available: mxm, sxm"):
-        TspConfig(units=("vxm",))
+    with pytest.raises(ConfigError, match=r"unknown or not yet implemented unit 'c2c'; "
+                                          r"available: mxm, sxm, vxm"):
+        TspConfig(units=("c2c",))
     with pytest.raises(ConfigError, match="lists a unit twice"):
         TspConfig(units=("sxm", "sxm"))
-    assert PROFILES["compute"].units == ("mxm", "sxm")
-    assert PROFILES["default"].units == ()          # the ECP5-85F cannot hold the MXMs yet
+    assert PROFILES["wide"].units == ("mxm", "sxm")
+    assert PROFILES["default"].units == ("mxm", "sxm")
+    assert PROFILES["default"].lanes == 8           # 2 x 8 x 8 MACs fit the 156 DSPs
 
 
 def test_config_is_frozen_and_replace_validates():
@@ -54,8 +55,8 @@ def test_config_is_frozen_and_replace_validates():
 
 
 def test_unknown_profile_lists_known_ones():
-    with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: compute, "
-                                          r"default, large, tiny"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: default, "
+                                          r"large, tiny, wide"):
         TspConfig.profile("huge")
 
 
@@ -64,12 +65,15 @@ def test_profiles_and_floor_plan():
     d = PROFILES["default"]
     assert d.positions == ("MXM_W", "SXM_W", "MEM_W3", "MEM_W2", "MEM_W1", "MEM_W0", "VXM",
                            "MEM_E0", "MEM_E1", "MEM_E2", "MEM_E3", "SXM_E", "MXM_E")
-    assert d.vec_bytes == 16 and d.vxm_position == 6
+    assert d.vec_bytes == 8 and d.vxm_position == 6
     assert d.mem_positions == (2, 3, 4, 5, 7, 8, 9, 10)
     assert d.mem_addr_bits == 10            # 2 x 512 words
-    assert d.ifetch_words == 4
-    # the brief's budget arithmetic: 13 positions x 8 streams x 2 x 128 bits
-    assert d.summary()["stream_register_bits"] == 13 * 8 * 2 * 128
+    assert d.ifetch_words == 2              # 8-byte vector = 2 instruction words
+    # the brief's budget arithmetic: 13 positions x 8 streams x 2 directions x 64 bits
+    assert d.summary()["stream_register_bits"] == 13 * 8 * 2 * 64
+    w = PROFILES["wide"]                    # the brief's 16-lane slice: same floor plan
+    assert w.positions == d.positions and w.vec_bytes == 16 and w.ifetch_words == 4
+    assert w.summary()["stream_register_bits"] == 13 * 8 * 2 * 128
     assert PROFILES["large"].fpga == ""     # simulation only
     with pytest.raises(ConfigError, match="no position 'MEM_E9'"):
         d.position_index("MEM_E9")

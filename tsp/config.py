@@ -17,7 +17,7 @@ __all__ = ["PROFILES", "AddressMap", "ConfigError", "TspConfig", "join_sg4", "sp
 
 INSTR_BITS = 32
 # Compute units that exist in the RTL, the model and the checker; a profile picks some of them.
-COMPUTE_UNITS = ("mxm", "sxm")
+COMPUTE_UNITS = ("mxm", "sxm", "vxm")
 IMEM_BASE = 0x1_0000
 MEM_BASE = 0x10_0000
 CSR_SPAN = 0x1000
@@ -63,6 +63,7 @@ _LIMITS = {
     "mem_slices": (1, 16),
     "bank_depth": (8, 32768),
     "queue_depth": (16, 4096),
+    "vxm_alus": (1, 8),
 }
 
 
@@ -76,8 +77,10 @@ class TspConfig:
     mem_slices:  MEM slices per hemisphere.
     bank_depth:  words per MEM bank (power of two); a slice has two banks.
     queue_depth: 32-bit instruction words per instruction queue (power of two).
+    vxm_alus:    ALU stages per lane in the VXM pipeline (docs/vxm.md); VRUN's dfunc is
+                 vxm_alus + 4.
     units:       compute units instantiated at their positions, a subset of COMPUTE_UNITS
-                 ("mxm", "sxm"); instructions of units left out are ILLEGAL.
+                 ("mxm", "sxm", "vxm"); instructions of units left out are ILLEGAL.
     name:        the profile name, for reports.
     fpga:        the board family the profile is meant for, or "" for simulation only.
     """
@@ -88,6 +91,7 @@ class TspConfig:
     mem_slices: int = 4
     bank_depth: int = 512
     queue_depth: int = 256
+    vxm_alus: int = 4
     units: tuple[str, ...] = ()
     name: str = "custom"
     fpga: str = ""
@@ -227,6 +231,7 @@ class TspConfig:
             "mem_slices_per_hemisphere": self.mem_slices,
             "bank_depth_words": self.bank_depth,
             "queue_depth_words": self.queue_depth,
+            "vxm_alus": self.vxm_alus,
             "compute_units": list(self.units),
             "positions": list(self.positions),
             "mem_bytes_total": 2 * self.mem_slices * self.slice_words * self.vec_bytes,
@@ -238,12 +243,15 @@ class TspConfig:
 PROFILES: dict[str, TspConfig] = {
     "tiny": TspConfig(lanes=4, superlanes=1, streams=4, mem_slices=2, bank_depth=64,
                       queue_depth=64, name="tiny", fpga="ice40"),
-    "default": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                         queue_depth=256, name="default", fpga="ecp5"),
-    "compute": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                         queue_depth=256, units=COMPUTE_UNITS, name="compute", fpga=""),
+    # The ECP5-85F target: 8 lanes, because two 16 x 16 MXMs need 512 multipliers and the
+    # LFE5U-85F has 156 (docs/fpga.md, "Budget").
+    "default": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
+                         queue_depth=256, units=("mxm", "sxm"), name="default", fpga="ecp5"),
+    # The brief's 16-lane slice (16 x 16 MXMs), simulation only.
+    "wide": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
+                      queue_depth=256, units=("mxm", "sxm"), name="wide", fpga=""),
     "large": TspConfig(lanes=16, superlanes=2, streams=16, mem_slices=8, bank_depth=1024,
-                       queue_depth=512, units=COMPUTE_UNITS, name="large", fpga=""),
+                       queue_depth=512, units=("mxm", "sxm"), name="large", fpga=""),
 }
 
 
@@ -266,6 +274,7 @@ _PARAM_DOCS = {
     "mem_slices": "MEM slices per hemisphere",
     "bank_depth": "words per MEM bank, power of two; each slice has two banks",
     "queue_depth": "32-bit words per instruction queue, power of two",
+    "vxm_alus": "ALU stages per lane in the VXM pipeline (VRUN's dfunc is vxm_alus + 4)",
 }
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "Instr",
     "IsaError",
     "decode",
+    "dfunc_of",
     "encode",
     "format_stream",
     "opcode_ranges",
@@ -84,7 +85,7 @@ class Instr:
     unit: str                 # "icu" (every queue) or a unit kind: "mem", "vxm", "sxm", "mxm"
     opcode: int
     fields: tuple[Field, ...]
-    dfunc: int | None
+    dfunc: int | tuple[str, int] | None     # (config parameter, offset): parameter + offset
     dskew: int | None
     doc: str
     syntax: str = ""
@@ -107,6 +108,15 @@ class Instr:
             if f.name == name:
                 return f
         raise IsaError(f"{self.name} has no field {name!r}")
+
+    @property
+    def dfunc_text(self) -> str:
+        """dfunc as written in docs: "2", "vxm_alus+4" or "-"."""
+        if self.dfunc is None:
+            return "-"
+        if isinstance(self.dfunc, tuple):
+            return f"{self.dfunc[0]}+{self.dfunc[1]}"
+        return str(self.dfunc)
 
     @property
     def is_unit(self) -> bool:
@@ -166,6 +176,41 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                                          lo=1),), None, None,
           "Set the loop register: cycles between accesses."),
 
+    # ---- VXM: per-lane ALU pipeline (docs/vxm.md, tsp/vxm.py) ------------------------------
+    Instr("VCFG", "vxm", 16, (Field("k", 3, "uint", "ALU stage (< vxm_alus)"),
+                              Field("op", 5, "uint", "ALU operation (tsp/vxm.py ALU_OPS)"),
+                              Field("type", 2, "uint", "0 i8, 1 i16, 2 i32"),
+                              Field("dst", 2, "uint", "result register r0..r2"),
+                              Field("x", 2, "uint", "first operand r0..r2"),
+                              Field("y", 3, "uint", "second operand r0..r2, c0..c3, 7 = zero")),
+          None, None,
+          "Configure ALU stage k: r[dst] = op(r[x], src[y]) at type; vectors reaching the "
+          "stage from the next cycle on use it."),
+    Instr("VFUNC", "vxm", 17, (Field("fn", 2, "uint", "0 off, 1 EXP, 2 TANH, 3 RSQRT"),
+                               Field("dst", 2, "uint", "result register r0..r2"),
+                               Field("x", 2, "uint", "operand register r0..r2")),
+          None, None,
+          "Configure the function stage (after the ALU stages): r[dst] = fn(r[x])."),
+    Instr("VCONST", "vxm", 18, (Field("c", 2, "uint", "constant c0..c3"),
+                                Field("imm", 20, "sint", "value (sign-extended to 32 bits)")),
+          None, None, "Set constant c in every lane to imm."),
+    Instr("VCONSTH", "vxm", 19, (Field("c", 2, "uint", "constant c0..c3"),
+                                 Field("imm", 16, "uint", "bits 31:16")), None, None,
+          "Set bits 31:16 of constant c in every lane to imm (bits 15:0 are kept)."),
+    Instr("VLOADC", "vxm", 20, (Field("c", 2, "uint", "constant c0..c3"),
+                                _stream("s", "per-lane values (first stream of the group)"),
+                                Field("t", 2, "uint", "0 i8, 1 i16 (SG2), 2 i32 (SG4)")), None, 0,
+          "Set constant c per lane from the value on stream s (group of type t), "
+          "sign-extended."),
+    Instr("VRUN", "vxm", 21, (_stream("a", "operand a -> r0 and r2"),
+                              Field("ta", 2, "uint", "type of a: 0 i8, 1 i16, 2 i32"),
+                              _stream("b", "operand b -> r1"),
+                              Field("tb", 2, "uint", "type of b; 3 = no operand (r1 = 0)"),
+                              _stream("d", "result r2 (first stream of the group)"),
+                              Field("td", 2, "uint", "result type: 0 i8, 1 i16, 2 i32")),
+          ("vxm_alus", 4), 0,
+          "Run one vector through the pipeline: r0 = a, r1 = b, r2 = a; the ALU stages, then "
+          "the function stage; r2 (low bytes of type td) on stream group d."),
     # ---- MXM: weight-stationary int8 MAC array (docs/units.md, docs/mxm.md) -----------------
     Instr("LW", "mxm", 32, (_stream("s", "weight-row stream (int8)"),
                             Field("row", 6, "uint", "first shadow-buffer row"),
@@ -225,6 +270,13 @@ if len(BY_OPCODE) != len(INSTRUCTIONS):
 
 def opcode_ranges() -> dict[str, tuple[int, int]]:
     return dict(OPCODE_SPACE)
+
+
+def dfunc_of(instr: Instr, config) -> int | None:
+    """The instruction's dfunc in configuration `config` (a `TspConfig`)."""
+    if isinstance(instr.dfunc, tuple):
+        return getattr(config, instr.dfunc[0]) + instr.dfunc[1]
+    return instr.dfunc
 
 
 def valid_on(instr: Instr, unit_kind: str, units: tuple[str, ...] = ()) -> bool:
@@ -305,8 +357,8 @@ def render_markdown() -> str:
         used = [i.name for i in INSTRUCTIONS if i.unit == unit]
         out.append(f"| {unit} | {lo}..{hi}" + (f" ({', '.join(used)})" if used else
                                               " (reserved)") + " |")
-    out += ["", ("MXM and SXM instructions run only in profiles that instantiate those units "
-            "(`TspConfig.units`); VXM and C2C instructions are defined as they are built. An "
+    out += ["", ("MXM, SXM and VXM instructions run only in profiles that instantiate those "
+            "units (`TspConfig.units`); C2C instructions are defined as they are built. An "
             "instruction whose unit is absent is ILLEGAL in the hardware and rejected by the "
             "assembler."),
             "", "## Instructions", "",
@@ -317,7 +369,7 @@ def render_markdown() -> str:
             f"`{f.name}` [{f.offset + f.width - 1}:{f.offset}] {f.kind}"
             + (f" {f.min}..{f.max}" if f.kind != "stream" else "") + f": {f.doc}"
             for f in i.fields) or "-"
-        df = "-" if i.dfunc is None else str(i.dfunc)
+        df = i.dfunc_text
         ds = "-" if i.dskew is None else str(i.dskew)
         out.append(f"| `{i.syntax}` | {i.unit} | {i.opcode} | {fields} | {df} | {ds} | "
                    f"{i.doc} |")
