@@ -1,5 +1,5 @@
-# Command line: `python -m asm FILE [--profile P] [-o out.json]` assembles and checks FILE,
-# prints the listing and the predicted cycle count, and writes the JSON program.
+# Command line: `python -m asm FILE [--profile P] [--units U,..] [-o out.json]` assembles and
+# checks FILE, prints the listing and the predicted cycle count, and writes the JSON program.
 """`python -m asm`: assemble a file, print its listing, optionally write JSON."""
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from tsp.config import PROFILES, TspConfig
+from tsp.config import PROFILES, ConfigError, TspConfig
 
 from .checker import DEFAULT_MAX_CYCLES
 from .parser import assemble
@@ -21,6 +21,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("file", help="assembly source file")
     ap.add_argument("--profile", default="default", choices=sorted(PROFILES),
                     help="configuration profile (default: default)")
+    ap.add_argument("--units", metavar="U,..",
+                    help="compute units instead of the profile's (comma-separated, e.g. "
+                         "mxm,sxm,vxm; an empty string for none)")
     ap.add_argument("-o", "--output", metavar="OUT.json",
                     help="write the program (words per queue, data) as JSON")
     ap.add_argument("--max-cycles", type=int, default=DEFAULT_MAX_CYCLES,
@@ -28,6 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("-q", "--quiet", action="store_true", help="do not print the listing")
     args = ap.parse_args(argv)
     config = TspConfig.profile(args.profile)
+    if args.units is not None:
+        units = tuple(u.strip().lower() for u in args.units.split(",") if u.strip())
+        try:
+            config = config.replace(units=units)
+        except ConfigError as e:
+            print(f"asm: --units: {e}", file=sys.stderr)
+            return 1
     try:
         with open(args.file, encoding="utf-8") as fh:
             text = fh.read()

@@ -1,6 +1,6 @@
 # Text assembler and programmatic builder: `assemble(text, config)` parses the assembly format of
 # docs/assembly.md into a `Builder`, whose `build()` encodes (tsp/isa.py), appends HALTs and runs
-# the schedule checker.
+# the schedule checker. VXM fields also take symbolic names (asm/program.py SYMBOLS).
 """`Builder` and `assemble`: assembly text or Python calls -> checked `Program`."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from tsp import isa
 from tsp.config import ConfigError, TspConfig
 
 from .checker import DEFAULT_MAX_CYCLES, check, data_problem, field_problem
-from .program import AsmError, Program
+from .program import SYMBOLS, AsmError, Program, symbol_value
 
 __all__ = ["Builder", "assemble", "parse"]
 
@@ -33,8 +33,10 @@ class Builder:
     ``add(position, mnemonic, *operands, line=None, source=None, **fields)``: position is a name
     (case-insensitive) or an index; operands follow the field order of tsp/isa.py (or are given
     by field name); numbers are ints or number strings, streams are ``"E2"``/``"W0"`` (or the raw
-    6-bit field value as an int). `line` is the source line used in messages (default: the
-    1-based count of add/data calls); `source` is the statement text shown in the listing.
+    6-bit field value as an int), VXM fields also take their names (``"SRDHM"``, ``"i32"``,
+    ``"r2"``, ``"c0"``, ``"zero"``, ``"EXP"``, VRUN ``tb`` ``"none"``: asm/program.py SYMBOLS).
+    `line` is the source line used in messages (default: the 1-based count of add/data calls);
+    `source` is the statement text shown in the listing.
     """
 
     def __init__(self, config: TspConfig, filename: str = "<builder>") -> None:
@@ -136,13 +138,18 @@ class Builder:
             try:
                 return parse_int(v)
             except ValueError as e:
-                raise self._error(f"{instr.name}: operand {f.name}: {e}", line, p) from None
+                if (instr.name, f.name) not in SYMBOLS:
+                    raise self._error(f"{instr.name}: operand {f.name}: {e}", line, p) from None
+            try:
+                return symbol_value(instr.name, f.name, v)
+            except ValueError as e:
+                raise self._error(f"{instr.name}: {e}", line, p) from None
         raise self._error(f"{instr.name}: operand {f.name} must be an integer, not {v!r}",
                           line, p)
 
     def data(self, position: int | str, addr: int, value: bytes, *,
              line: int | None = None) -> None:
-        """Initial contents of one MEM word: `value` is exactly vec_bytes bytes (byte i = lane i)."""
+        """Initial contents of one MEM word: `value` is vec_bytes bytes (byte i = lane i)."""
         self._count += 1
         if line is None:
             line = self._count

@@ -1,15 +1,59 @@
 # Assembled-program container (`Program`), the assembler's error type (`AsmError`), the schedule
-# entry type and the one-instruction disassembler used by listings and round-trip tests.
-"""`Program`, `AsmError`, `ScheduleEntry` and `format_instr`."""
+# entry type, the symbolic operand names of the VXM instructions (shared by the parser and the
+# disassembler) and the one-instruction disassembler used by listings and round-trip tests.
+"""`Program`, `AsmError`, `ScheduleEntry`, `SYMBOLS` and `format_instr`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from tsp import isa
+from tsp import isa, vxm
 from tsp.config import TspConfig
 
-__all__ = ["AsmError", "Program", "ScheduleEntry", "format_instr"]
+__all__ = ["SYMBOLS", "AsmError", "Program", "ScheduleEntry", "format_instr", "symbol_value"]
+
+# Symbolic operand values (docs/vxm.md, tsp/vxm.py): (mnemonic, field) -> {name: code}. Names are
+# matched case-insensitively; numbers stay accepted for every field. Type code 3 ("none") is a
+# name only for VRUN's `tb`, the one field where the ISA allows it.
+_TYPES = {name: code for code, (name, _) in sorted(vxm.TYPES.items())}
+_REGS = {name: i for i, name in enumerate(vxm.REG_NAMES)}
+_SRCS = {name: i for i, name in enumerate(vxm.SRC_NAMES)}
+_CONSTS = {f"c{i}": i for i in range(4)}
+SYMBOLS: dict[tuple[str, str], dict[str, int]] = {
+    ("VCFG", "op"): {op.name: op.code for op in vxm.ALU_OPS},
+    ("VCFG", "type"): _TYPES,
+    ("VCFG", "dst"): _REGS,
+    ("VCFG", "x"): _REGS,
+    ("VCFG", "y"): _SRCS,
+    ("VFUNC", "fn"): dict(vxm.FUNC_BY_NAME),
+    ("VFUNC", "dst"): _REGS,
+    ("VFUNC", "x"): _REGS,
+    ("VCONST", "c"): _CONSTS,
+    ("VCONSTH", "c"): _CONSTS,
+    ("VLOADC", "c"): _CONSTS,
+    ("VLOADC", "t"): _TYPES,
+    ("VRUN", "ta"): _TYPES,
+    ("VRUN", "tb"): {**_TYPES, "none": vxm.TYPE_NONE},
+    ("VRUN", "td"): _TYPES,
+}
+_NAME_OF = {key: {code: name for name, code in table.items()} for key, table in SYMBOLS.items()}
+
+
+def symbol_value(mnemonic: str, field_name: str, token: str) -> int | None:
+    """The code of symbolic operand `token` of field `field_name` of `mnemonic`.
+
+    None when the field has no symbolic names (the caller parses a number); ValueError naming
+    the field and the allowed names when it has names and `token` is none of them.
+    """
+    table = SYMBOLS.get((mnemonic, field_name))
+    if table is None:
+        return None
+    t = token.strip().lower()
+    for name, code in table.items():
+        if name.lower() == t:
+            return code
+    raise ValueError(f"unknown value {token.strip()!r} for field {field_name}; allowed: "
+                     f"{', '.join(table)} (or a number)")
 
 
 class AsmError(ValueError):
@@ -47,7 +91,9 @@ class ScheduleEntry(NamedTuple):
 def format_instr(word: int) -> str:
     """Disassemble one instruction word to assembly text (``"READ 16, E2"``).
 
-    Undefined opcodes give ``".word 0x........"`` (not accepted by the assembler).
+    VXM fields are printed by name (``"VCFG 0, SRDHM, i32, r2, r0, c0"``; codes without a
+    name, such as an undefined operation, as numbers). Undefined opcodes give
+    ``".word 0x........"`` (not accepted by the assembler).
     """
     instr, vals = isa.decode(word)
     if instr is None:
@@ -55,9 +101,12 @@ def format_instr(word: int) -> str:
     ops = []
     for f in instr.fields:
         v = vals[f.name]
+        names = _NAME_OF.get((instr.name, f.name))
         if f.kind == "stream":
             ops.append(isa.format_stream(v))
-        elif instr.name == "CONFIG":
+        elif names is not None and v in names:
+            ops.append(names[v])
+        elif instr.name in ("CONFIG", "VCONSTH"):
             ops.append(f"{v:#x}")
         else:
             ops.append(str(v))
@@ -123,9 +172,10 @@ class Program:
         return {
             "profile": cfg.name,
             "isa_version": isa.ISA_VERSION,
-            "config": {k: getattr(cfg, k) for k in ("lanes", "superlanes", "streams",
-                                                     "mem_slices", "bank_depth",
-                                                     "queue_depth")},
+            "config": {**{k: getattr(cfg, k) for k in ("lanes", "superlanes", "streams",
+                                                        "mem_slices", "bank_depth",
+                                                        "queue_depth", "vxm_alus")},
+                       "units": list(cfg.units)},
             "predicted_cycles": self.predicted_cycles,
             "queues": {cfg.positions[p]: list(self.queues[p]) for p in sorted(self.queues)},
             "data": [{"position": cfg.positions[p], "addr": a, "bytes": v.hex()}

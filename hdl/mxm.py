@@ -205,7 +205,11 @@ class Mxm(wiring.Component):
         west = acc_os[5]
         out_on = acc_ov & self.run
         for q in range(S):
-            hit = (first <= q) & (q <= first + 3)     # stream q carries byte q - first
+            # stream q carries byte q - first: first <= q <= first + 3 (the constant halves of
+            # that test are left out for small q, so no always-true comparison is emitted)
+            hit = (first == 0) if q == 0 else (first <= q)
+            if q > 3:
+                hit = hit & (first >= q - 3)
             m.d.comb += [self.wen_e[q].eq(out_on & hit & ~west),
                          self.wen_w[q].eq(out_on & hit & west)]
             vec = byte_vecs[(q - first)[:2]]

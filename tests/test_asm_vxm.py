@@ -1,0 +1,477 @@
+# Tests of the assembler's VXM support (docs/assembly.md, docs/vxm.md): symbolic operands in the
+# text and the Builder, encodings against bit positions worked out by hand from the field order of
+# tsp/isa.py, the symbolic disassembly, every VXM rejection (file:line and cycle), stream timing
+# of VLOADC / VRUN (SG2/SG4 groups, tb = none) and the Done-rule cycle count with VRUNs.
+#
+# Default profile (8 lanes, 8 streams) positions: 0 MXM_W, 1 SXM_W, 2 MEM_W3, 3 MEM_W2, 4 MEM_W1,
+# 5 MEM_W0, 6 VXM, 7 MEM_E0, 8 MEM_E1, 9 MEM_E2, 10 MEM_E3, 11 SXM_E, 12 MXM_E. READ: a value on
+# its stream at its own position at u + 2, one position further per cycle. VRUN / VLOADC read at
+# issue (dskew 0); VRUN's result is on its streams at the VXM at t + vxm_alus + 4.
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asm import AsmError, Builder, Program, assemble, check, format_instr, parse
+from tsp import isa
+from tsp.config import TspConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+CFG = TspConfig.profile("default").replace(units=("mxm", "sxm", "vxm"))
+NO_VXM = TspConfig.profile("default").replace(units=("mxm", "sxm"))
+VXM = 6
+
+
+def fails(text: str, config: TspConfig = CFG) -> AsmError:
+    with pytest.raises(AsmError) as info:
+        assemble(text, config, "t.s")
+    return info.value
+
+
+def at(e: AsmError, line: int, cycle: int | None = None, position: int | None = None) -> str:
+    """Assert the error names t.s:line (and cycle, position); return its text."""
+    s = str(e)
+    assert s.startswith(f"t.s:{line}: "), s
+    assert e.line == line, s
+    if cycle is not None:
+        assert e.cycle == cycle, s
+        assert f"cycle {cycle}" in s, s
+    if position is not None:
+        assert e.position == position, s
+        assert f"{CFG.positions[position]} (position {position})" in s, s
+    return s
+
+
+def vxm_word(text: str, config: TspConfig = CFG) -> int:
+    """Encode one VXM statement through the text parser (no schedule check)."""
+    b = parse(f".queue VXM\n{text}\n", config)
+    words = b._words[VXM]
+    assert len(words) == 1
+    return words[0]
+
+
+# ---- syntax and encodings (bit positions by hand: opcode [5:0], fields packed from bit 6) -----
+# VCFG 16: k [8:6], op [13:9], type [15:14], dst [17:16], x [19:18], y [22:20]
+# VFUNC 17: fn [7:6], dst [9:8], x [11:10]
+# VCONST 18: c [7:6], imm [27:8] (20-bit two's complement); VCONSTH 19: c [7:6], imm [23:8]
+# VLOADC 20: c [7:6], s [13:8], t [15:14]
+# VRUN 21: a [11:6], ta [13:12], b [19:14], tb [21:20], d [27:22], td [29:28]
+# Streams: bit 5 direction (W = 1), bits 4:0 index. SRDHM = 19, SAT = 18, i8 0, i32 2, none 3,
+# r0 0, r2 2, c0 = 3 and zero = 7 as y; EXP = 1.
+
+ENCODINGS = [
+    ("VCFG 0, SRDHM, i32, r2, r0, c0",
+     16 | 0 << 6 | 19 << 9 | 2 << 14 | 2 << 16 | 0 << 18 | 3 << 20),
+    ("VCFG 3, SAT, i8, r2, r2, zero",
+     16 | 3 << 6 | 18 << 9 | 0 << 14 | 2 << 16 | 2 << 18 | 7 << 20),
+    ("VCFG 1, RDIVPOT, i16, r1, r2, c3",
+     16 | 1 << 6 | 20 << 9 | 1 << 14 | 1 << 16 | 2 << 18 | 6 << 20),
+    ("VFUNC EXP, r2, r2", 17 | 1 << 6 | 2 << 8 | 2 << 10),
+    ("VFUNC RSQRT, r0, r1", 17 | 3 << 6 | 0 << 8 | 1 << 10),
+    ("VFUNC OFF, r0, r0", 17),
+    ("VCONST c1, -5", 18 | 1 << 6 | (2 ** 20 - 5) << 8),
+    ("VCONST c3, 0x7999", 18 | 3 << 6 | 0x7999 << 8),
+    ("VCONST c2, 524287", 18 | 2 << 6 | 0x7FFFF << 8),
+    ("VCONST c0, -524288", 18 | 0x80000 << 8),
+    ("VCONSTH c0, 0x5A82", 19 | 0x5A82 << 8),
+    ("VCONSTH c2, 0xFFFF", 19 | 2 << 6 | 0xFFFF << 8),
+    ("VLOADC c0, E4, i32", 20 | 0 << 6 | 4 << 8 | 2 << 14),
+    ("VLOADC c3, W6, i16", 20 | 3 << 6 | (32 + 6) << 8 | 1 << 14),
+    ("VRUN W0, i32, E0, none, E4, i8",
+     21 | 32 << 6 | 2 << 12 | 0 << 14 | 3 << 20 | 4 << 22 | 0 << 28),
+    ("VRUN E2, i16, W7, i8, W4, i32",
+     21 | 2 << 6 | 1 << 12 | (32 + 7) << 14 | 0 << 20 | (32 + 4) << 22 | 2 << 28),
+]
+
+
+@pytest.mark.parametrize("text,word", ENCODINGS, ids=[t for t, _ in ENCODINGS])
+def test_symbolic_encoding(text, word):
+    assert vxm_word(text) == word
+    # the disassembly prints the same names and reassembles to the same word
+    assert vxm_word(format_instr(word)) == word
+
+
+def test_numbers_and_case():
+    # numbers stay accepted in every symbolic field; names are case-insensitive
+    assert vxm_word("VCFG 0, 19, 2, 2, 0, 3") == vxm_word("VCFG 0, SRDHM, i32, r2, r0, c0")
+    assert vxm_word("vcfg 0, srdhm, I32, R2, r0, C0") == vxm_word("VCFG 0, 19, 2, 2, 0, 3")
+    assert vxm_word("VCFG 3, 18, 0, 2, 2, 7") == vxm_word("VCFG 3, SAT, i8, r2, r2, ZERO")
+    assert vxm_word("VFUNC 2, 0x2, 1") == vxm_word("VFUNC tanh, r2, r1")
+    assert vxm_word("VCONST 1, -5") == vxm_word("VCONST c1, -5")
+    assert vxm_word("VRUN W0, 2, E0, 3, E4, 0") == vxm_word("VRUN W0, i32, E0, NONE, E4, i8")
+    assert vxm_word("VLOADC 0, E4, 2") == vxm_word("VLOADC c0, E4, i32")
+
+
+def test_disassembly_is_symbolic():
+    assert format_instr(ENCODINGS[0][1]) == "VCFG 0, SRDHM, i32, r2, r0, c0"
+    assert format_instr(ENCODINGS[1][1]) == "VCFG 3, SAT, i8, r2, r2, zero"
+    assert format_instr(ENCODINGS[3][1]) == "VFUNC EXP, r2, r2"
+    assert format_instr(ENCODINGS[6][1]) == "VCONST c1, -5"
+    assert format_instr(ENCODINGS[10][1]) == "VCONSTH c0, 0x5a82"
+    assert format_instr(ENCODINGS[12][1]) == "VLOADC c0, E4, i32"
+    assert format_instr(ENCODINGS[14][1]) == "VRUN W0, i32, E0, none, E4, i8"
+    # codes without a name (undefined op 25, type 3, dst 3) are printed as numbers
+    w = 16 | 1 << 6 | 25 << 9 | 3 << 14 | 3 << 16 | 1 << 18 | 7 << 20
+    assert format_instr(w) == "VCFG 1, 25, 3, 3, r1, zero"
+    assert format_instr(21 | 3 << 12 | 3 << 20 | 3 << 28) == "VRUN E0, 3, E0, none, E0, 3"
+
+
+@pytest.mark.parametrize("instr", [i for i in isa.INSTRUCTIONS if i.unit == "vxm"],
+                         ids=lambda i: i.name)
+def test_random_round_trip(instr):
+    # any in-range field values (named or not) disassemble to text that parses to the same word
+    rng = random.Random(instr.opcode)
+    for _ in range(50):
+        vals = {}
+        for f in instr.fields:
+            if f.kind == "stream":
+                vals[f.name] = isa.stream_operand(rng.randrange(2), rng.randrange(CFG.streams))
+            else:
+                vals[f.name] = rng.randint(f.min, f.max)
+        word = isa.encode(instr.name, **vals)
+        assert vxm_word(format_instr(word)) == word
+
+
+def test_listing_is_symbolic():
+    prog = assemble(".queue VXM\n VCFG 0, SRDHM, i32, r2, r0, c0\n VFUNC EXP, r2, r2\n", CFG)
+    text = prog.listing()
+    assert "VCFG 0, SRDHM, i32, r2, r0, c0" in text and "VFUNC EXP, r2, r2" in text
+
+
+def test_builder_names_and_ints():
+    b = Builder(CFG)
+    w1 = b.add("VXM", "VCFG", 0, "SRDHM", "i32", "r2", "r0", "c0")
+    w2 = b.add("VXM", "VCFG", k=0, op=19, type=2, dst=2, x=0, y=3)
+    w3 = b.add("vxm", "vcfg", 0, "srdhm", type="I32", dst=2, x="r0", y="C0")
+    assert w1 == w2 == w3 == ENCODINGS[0][1]
+    assert b.add("VXM", "VRUN", "W0", "i32", "E0", "none", "E4", "i8") == ENCODINGS[14][1]
+    assert b.add("VXM", "VRUN", 32, 2, 0, 3, 4, 0) == ENCODINGS[14][1]
+    assert b.add("VXM", "VFUNC", "EXP", "r2", "r2") == ENCODINGS[3][1]
+    assert b.add("VXM", "VCONST", "c1", -5) == ENCODINGS[6][1]
+    assert b.add("VXM", "VCONSTH", "c0", 0x5A82) == ENCODINGS[10][1]
+    assert b.add("VXM", "VLOADC", "c0", "E4", "i32") == ENCODINGS[12][1]
+    with pytest.raises(AsmError, match=r"gen.py:3: VCFG: unknown value 'r3' for field dst; "
+                                       r"allowed: r0, r1, r2"):
+        Builder(CFG, "gen.py").add("VXM", "VCFG", 0, "ADD", "i8", "r3", "r0", "c0", line=3)
+
+
+# ---- statement errors (file:line, field named, allowed values listed) -------------------------
+
+@pytest.mark.parametrize("stmt,field,allowed", [
+    ("VCFG 0, FOO, i32, r2, r0, c0", "op", ("PASS, ADD, SUB, MUL, MIN, MAX, AND, OR, XOR, NOT, "
+                                            "SHL, SHRA, SHRL, ADDS, SUBS, NEG, ABS, RELU, SAT, "
+                                            "SRDHM, RDIVPOT")),
+    ("VCFG 0, ADD, i64, r2, r0, c0", "type", "i8, i16, i32"),
+    ("VCFG 0, ADD, none, r2, r0, c0", "type", "i8, i16, i32"),
+    ("VCFG 0, ADD, i8, r3, r0, c0", "dst", "r0, r1, r2"),
+    ("VCFG 0, ADD, i8, r2, c0, c0", "x", "r0, r1, r2"),
+    ("VCFG 0, ADD, i8, r2, r0, c4", "y", "r0, r1, r2, c0, c1, c2, c3, zero"),
+    ("VFUNC SIGMOID, r2, r2", "fn", "OFF, EXP, TANH, RSQRT"),
+    ("VFUNC EXP, zero, r2", "dst", "r0, r1, r2"),
+    ("VCONST c4, 1", "c", "c0, c1, c2, c3"),
+    ("VCONSTH r0, 1", "c", "c0, c1, c2, c3"),
+    ("VLOADC c0, E4, none", "t", "i8, i16, i32"),
+    ("VRUN W0, none, E0, none, E4, i8", "ta", "i8, i16, i32"),
+    ("VRUN W0, i8, E0, void, E4, i8", "tb", "i8, i16, i32, none"),
+    ("VRUN W0, i8, E0, none, E4, none", "td", "i8, i16, i32"),
+])
+def test_unknown_symbol(stmt, field, allowed):
+    e = fails(f".queue VXM\n NOP 1\n {stmt}\n")
+    s = at(e, 3)
+    bad = re.split(r",\s*|\s+", stmt)[[f.name for f in isa.BY_NAME[stmt.split()[0]].fields]
+                                      .index(field) + 1]
+    assert f"unknown value {bad!r} for field {field}; allowed: {allowed} (or a number)" in s, s
+
+
+def test_non_symbolic_fields_still_need_numbers():
+    assert "malformed number" in at(fails(".queue VXM\n VCFG s0, ADD, i8, r2, r0, c0\n"), 2)
+    assert "malformed number" in at(fails(".queue VXM\n VCONST c0, c1\n"), 2)
+    assert "must be a stream" in at(fails(".queue VXM\n VRUN r0, i8, E0, none, E4, i8\n"), 2)
+
+
+def test_vconst_32_bit_value_explains_the_split():
+    # 0x5A827999 does not fit 20 bits: low half 0x7999 by VCONST, high half 0x5a82 by VCONSTH
+    s = at(fails(".queue VXM\n VCONST c2, 0x5A827999\n"), 2)
+    assert "does not fit the 20-bit signed field [-524288, 524287]" in s
+    assert "VCONST c2, 0x7999 then VCONSTH c2, 0x5a82" in s
+    # one past the 20-bit range, and a negative 32-bit value (-2^31 = 0x80000000)
+    assert "VCONST c0, 0x0 then VCONSTH c0, 0x8" in at(fails(".queue VXM\n VCONST c0, 524288\n"),
+                                                       2)
+    s = at(fails(".queue VXM\n VCONST c1, -0x80000000\n"), 2)
+    assert "VCONST c1, 0x0 then VCONSTH c1, 0x8000" in s
+    # beyond 32 bits: a plain range error
+    s = at(fails(".queue VXM\n VCONST c1, 0x100000000\n"), 2)
+    assert "out of range" in s and "VCONSTH" not in s
+    # the suggested pair assembles (and VCONSTH takes no value above 16 bits)
+    assemble(".queue VXM\n VCONST c2, 0x7999\n VCONSTH c2, 0x5a82\n", CFG)
+    assert "out of range" in at(fails(".queue VXM\n VCONSTH c0, 0x10000\n"), 2)
+
+
+def test_vxm_needs_the_unit_and_its_queue():
+    for stmt in ("VCFG 0, ADD, i8, r2, r0, c0", "VFUNC OFF, r0, r0", "VCONST c0, 1",
+                 "VCONSTH c0, 1", "VLOADC c0, E0, i8", "VRUN E0, i8, E0, none, E4, i8"):
+        name = stmt.split()[0]
+        s = at(fails(f".queue VXM\n {stmt}\n", NO_VXM), 2)
+        assert (f"{name} is a vxm instruction and profile 'default' has no vxm unit "
+                f"(TspConfig.units = ('mxm', 'sxm'))") in s, s
+        assert "cannot run it" in at(fails(f".queue MEM_W0\n {stmt}\n"), 2)
+        assert "cannot run it" in at(fails(f".queue SXM_W\n {stmt}\n"), 2)
+    # and the VXM queue runs no other unit's instructions
+    assert "cannot run it" in at(fails(".queue VXM\n READ 0, E0\n"), 2)
+
+
+# ---- ILLEGAL configurations (docs/vxm.md sections 3-5): file:line, cycle and position ---------
+
+@pytest.mark.parametrize("stmt,words", [
+    ("VCFG 4, ADD, i32, r2, r2, c0", ("ALU stage k=4 does not exist: profile 'default' has "
+                                      "vxm_alus = 4 stages (k = 0..3)")),
+    ("VCFG 7, PASS, i32, r2, r2, zero", "ALU stage k=7 does not exist"),
+    ("VCFG 0, 21, i32, r2, r2, c0", "operation code op=21 is undefined"),
+    ("VCFG 2, 31, i32, r2, r2, c0", "operation code op=31 is undefined"),
+    ("VCFG 1, MUL, i32, r2, r0, c0", ("MUL at stage k=1: MUL needs the multiplier, which only "
+                                      "stage 0 has")),
+    ("VCFG 3, SRDHM, i32, r2, r0, c0", "SRDHM at stage k=3"),
+    ("VCFG 1, ADD, 3, r2, r0, c0", "type=3 is not a stage type"),
+    ("VCFG 1, ADD, i8, 3, r0, c0", "dst=3 is not a result register"),
+    ("VCFG 1, ADD, i8, r2, 3, c0", "x=3 is not an operand register"),
+    ("VFUNC EXP, 3, r2", "dst=3 is not a result register"),
+    ("VFUNC TANH, r2, 3", "x=3 is not an operand register"),
+    ("VLOADC c0, E0, 3", "type t=3 (none) is not allowed for VLOADC"),
+    ("VRUN E0, 3, E0, none, E4, i8", "type ta=3 (none) is allowed only for operand b (tb)"),
+    ("VRUN E0, i8, E0, none, E4, 3", "type td=3 (none) is allowed only for operand b (tb)"),
+])
+def test_illegal_configuration(stmt, words):
+    # the instruction issues at cycle 3 (after NOP 3) on the VXM queue (position 6)
+    s = at(fails(f".queue VXM\n NOP 3\n {stmt}\n"), 3, 3, VXM)
+    assert s.startswith(f"t.s:3: ILLEGAL: {stmt.split()[0]} (line 3) on VXM (position 6) at "
+                        "cycle 3: "), s
+    assert words in s and "ILLEGAL (error bit 3)" in s, s
+
+
+def test_legal_corners_are_accepted():
+    # stage A-1, MUL / SRDHM at stage 0, every y, VRUN tb = none, VFUNC dst/x r0..r2
+    assemble(".queue VXM\n VCFG 3, RDIVPOT, i32, r2, r2, c3\n VCFG 0, MUL, i16, r0, r1, zero\n"
+             " VCFG 0, SRDHM, i32, r1, r2, r2\n VFUNC RSQRT, r0, r2\n", CFG)
+
+
+def test_stage_limit_follows_vxm_alus():
+    two = CFG.replace(vxm_alus=2)
+    s = at(fails(".queue VXM\n VCFG 2, ADD, i32, r2, r2, c0\n", two), 2, 0, VXM)
+    assert "vxm_alus = 2 stages (k = 0..1)" in s
+    assemble(".queue VXM\n VCFG 1, ADD, i32, r2, r2, c0\n", two)
+    eight = CFG.replace(vxm_alus=8)
+    assemble(".queue VXM\n VCFG 7, ADD, i32, r2, r2, c0\n", eight)
+
+
+def test_illegal_word_in_edited_program():
+    # VCFG at 0 is legal; the program is a Program edited afterwards (as from JSON): a word with
+    # k = 5 at cycle 1 is rejected by check() with the line kept in Program.lines
+    prog = assemble(".queue VXM\n VCFG 0, ADD, i8, r2, r0, c0\n VCFG 1, ADD, i8, r2, r0, c0\n",
+                    CFG, "t.s")
+    prog.queues[VXM][1] = isa.encode("VCFG", k=5, op=1, type=0, dst=2, x=0, y=3)
+    with pytest.raises(AsmError) as info:
+        check(prog)
+    at(info.value, 3, 1, VXM)
+    assert "ALU stage k=5 does not exist" in str(info.value)
+    prog2 = Program.from_dict(json.loads(json.dumps(prog.to_dict())), CFG, "t.json")
+    with pytest.raises(AsmError, match=r"t.json: ILLEGAL: .* at cycle 1: ALU stage k=5"):
+        check(prog2)
+
+
+# ---- stream timing ---------------------------------------------------------------------------
+
+def _a_from_w0(vrun_cycle: int, vrun: str = "VRUN E0, i8, E1, none, E4, i8") -> str:
+    # MEM_W0 (5) READ at 0: E0 at 5 at 2, at VXM (6) at 3
+    return f".queue MEM_W0\n READ 0, E0\n.queue VXM\n NOP {vrun_cycle}\n {vrun}\n"
+
+
+def test_vrun_operand_a_exact_cycle():
+    prog = assemble(_a_from_w0(3), CFG)
+    # T = max(W0 HALT 1 + 1, read 0 + 2, VXM HALT 4 + 1, VRUN 3 + 4 + 4) = 11
+    assert prog.predicted_cycles == 11
+    for t in (2, 4):
+        s = at(fails(_a_from_w0(t)), 5, t, VXM)
+        assert "nothing arrives: VRUN (line 5)" in s and "reads E0" in s, s
+
+
+def test_vloadc_exact_cycle():
+    assemble(_a_from_w0(3, "VLOADC c1, E0, i8"), CFG)
+    for t in (2, 4):
+        s = at(fails(_a_from_w0(t, "VLOADC c1, E0, i8")), 5, t, VXM)
+        assert "nothing arrives: VLOADC (line 5)" in s, s
+
+
+def _out_to_e1(write_cycle: int, alus: int = 4) -> tuple[str, TspConfig]:
+    # VRUN at 3: E4 at VXM (6) at 3 + alus + 4, at MEM_E1 (8, two hops) two cycles later
+    return (_a_from_w0(3) + f".queue MEM_E1\n NOP {write_cycle}\n WRITE 0, E4\n",
+            CFG.replace(vxm_alus=alus))
+
+
+@pytest.mark.parametrize("alus", [4, 2, 8])
+def test_vrun_output_exact_cycle(alus):
+    good = 3 + alus + 4 + 2
+    text, cfg = _out_to_e1(good, alus)
+    prog = assemble(text, cfg)
+    # T: the WRITE at `good` ends at good + 1; MEM_E1's HALT at good + 1: T = good + 2
+    assert prog.predicted_cycles == good + 2
+    for w in (good - 1, good + 1):
+        text, cfg = _out_to_e1(w, alus)
+        with pytest.raises(AsmError) as info:
+            assemble(text, cfg, "t.s")
+        s = at(info.value, 8, w, 8)
+        assert "nothing arrives: WRITE (line 8)" in s and "reads E4" in s, s
+
+
+def _sg4(t: int, skip: str = "", b: str = "E0, none", ta: str = "i32", a: str = "E0") -> str:
+    # four slices put E0..E3 at VXM (6) at t: slice at position p READs at t - 2 - (6 - p)
+    text = ""
+    for name, p, st in (("MEM_W3", 2, "E0"), ("MEM_W2", 3, "E1"), ("MEM_W1", 4, "E2"),
+                        ("MEM_W0", 5, "E3")):
+        if name != skip:
+            text += f".queue {name}\n NOP {t - 2 - (6 - p)}\n READ 0, {st}\n"
+    # lines: 3 per slice, then .queue VXM, NOP, VRUN (line 15, or 12 with a slice skipped)
+    return text + f".queue VXM\n NOP {t}\n VRUN {a}, {ta}, {b}, E4, i32\n"
+
+
+def test_vrun_sg4_operand():
+    prog = assemble(_sg4(10), CFG)
+    # T = max(VXM HALT 11 + 1, VRUN 10 + 8, last READ (W0 at 7) + 2) = 18
+    assert prog.predicted_cycles == 18
+    # each missing byte stream is a consumer with nothing arriving, at the VRUN
+    for skip, st in (("MEM_W3", "E0"), ("MEM_W1", "E2"), ("MEM_W0", "E3")):
+        s = at(fails(_sg4(10, skip)), 12, 10, VXM)
+        assert f"reads {st} at cycle 10" in s and "nothing arrives" in s, s
+    # the same four streams as i16 at E0 (SG2 E0, E1) need only two of them
+    assemble(_sg4(10, "MEM_W1", ta="i16"), CFG)
+    assemble(_sg4(10, "MEM_W0", ta="i16"), CFG)
+    # i16 at E2 reads E2, E3
+    assemble(_sg4(10, "MEM_W3", ta="i16", a="E2"), CFG)
+
+
+def test_vrun_operand_b():
+    # tb = none reads nothing: b = W5 with no producer is fine; tb = i8 on W5 is not
+    assemble(_sg4(10, b="W5, none"), CFG)
+    s = at(fails(_sg4(10, b="W5, i8")), 15, 10, VXM)
+    assert "nothing arrives" in s and "reads W5" in s, s
+    # MEM_E0 (7) READ at 7 onto W5: at 7 at 9, at VXM (6) at 10
+    text = _sg4(10, b="W5, i8") + ".queue MEM_E0\n NOP 7\n READ 0, W5\n"
+    assemble(text, CFG)
+    e = fails(_sg4(10, b="W5, i8") + ".queue MEM_E0\n NOP 8\n READ 0, W5\n")
+    assert "nothing arrives" in at(e, 15, 10, VXM)
+
+
+def test_vxm_group_alignment():
+    s = at(fails(".queue VXM\n VRUN E2, i32, E0, none, E4, i8\n"), 2, 0, VXM)
+    assert "the SG4 group E2..E5 (operand a) is not aligned" in s, s
+    s = at(fails(".queue VXM\n NOP 1\n VRUN E0, i8, W1, i16, E4, i8\n"), 3, 1, VXM)
+    assert "the SG2 group W1..W2 (operand b) is not aligned" in s
+    assert "start at W0, W2, W4, W6" in s, s
+    s = at(fails(".queue VXM\n VRUN E0, i8, E0, none, E6, i32\n"), 2, 0, VXM)
+    assert "the SG4 group E6..E9 (operand d) is not aligned" in s, s
+    s = at(fails(".queue VXM\n VLOADC c0, E3, i16\n"), 2, 0, VXM)
+    assert "SG2 group E3..E4 (operand s)" in s, s
+    # tb = none: b is not a group at all, any index is accepted
+    assemble(_a_from_w0(3, "VRUN E0, i8, E7, none, E4, i8"), CFG)
+
+
+def test_vrun_output_collides():
+    # a MEM_W0 READ at 8 puts E4 at VXM (6) at 11, where the VRUN at 3 writes E4; the READ's
+    # value is for MEM_E1 (8) at 13: the VRUN is the second producer (line 5, cycle 11)
+    text = (".queue MEM_W0\n READ 0, E0\n NOP 7\n READ 1, E4\n.queue VXM\n NOP 3\n"
+            " VRUN E0, i8, E1, none, E4, i8\n.queue MEM_E1\n NOP 13\n WRITE 0, E4\n")
+    s = at(fails(text), 7, 11, VXM)
+    assert "two producers: VRUN (line 7)" in s and "E4" in s, s
+    # a READ on MEM_E0 (7) at 10 puts E4 there at 12, over the VRUN value headed for MEM_E1
+    text = _a_from_w0(3) + (".queue MEM_E0\n NOP 10\n READ 0, E4\n"
+                            ".queue MEM_E1\n NOP 13\n WRITE 0, E4\n")
+    s = at(fails(text), 8, 12, 7)
+    assert "two producers: READ (line 8)" in s and "VRUN (line 5)" in s, s
+
+
+# ---- Done rule ------------------------------------------------------------------------------
+
+def test_cycles_end_with_the_vrun():
+    # VXM: NOP 3, VRUN at 3, HALT at 4. The VRUN is active through 3 + A + 3: T = 3 + A + 4
+    for alus in (1, 2, 4, 8):
+        prog = assemble(_a_from_w0(3), CFG.replace(vxm_alus=alus))
+        assert prog.predicted_cycles == max(3 + alus + 4, 5)
+
+
+def test_cycles_with_repeated_vrun():
+    # MEM_W0: ITERATIONS 3 at 0, READ at 1: accesses 1, 2, 3 -> E0 at VXM at 4, 5, 6.
+    # VXM: NOP 4, VRUN at 4, REPEAT 2, 1 at 5: copies at 5, 6; HALT at 7. T = 6 + 8 = 14
+    text = (".queue MEM_W0\n ITERATIONS 3\n READ 0, E0\n.queue VXM\n NOP 4\n"
+            " VRUN E0, i8, E0, none, E4, i8\n REPEAT 2, 1\n")
+    prog = assemble(text, CFG)
+    assert prog.predicted_cycles == 14
+    names = [(e.cycle, e.mnemonic) for e in prog.schedule if e.position == VXM]
+    assert names == [(0, "NOP"), (4, "VRUN"), (5, "REPEAT"), (5, "VRUN"), (6, "VRUN"),
+                     (7, "HALT")]
+    # one copy too many: the fourth vector has no operand at 7
+    e = fails(text.replace("REPEAT 2, 1", "REPEAT 3, 1"))
+    assert "nothing arrives" in at(e, 7, 7, VXM)
+
+
+def test_config_instructions_are_no_unit_work():
+    # VCFG/VFUNC/VCONST/VCONSTH at 0..3, HALT at 4: T = 5 (nothing in flight)
+    prog = assemble(".queue VXM\n VCFG 0, ADD, i8, r2, r0, c0\n VFUNC EXP, r2, r2\n"
+                    " VCONST c0, 1\n VCONSTH c0, 2\n", CFG)
+    assert prog.predicted_cycles == 5
+
+
+# ---- documentation and command line ----------------------------------------------------------
+
+def _doc_example() -> str:
+    doc = (ROOT / "docs" / "assembly.md").read_text()
+    blocks = [b for b in re.findall(r"^```[a-z]*\n(.*?)^```", doc, re.DOTALL | re.MULTILINE)
+              if b.startswith("; VXM:")]
+    assert len(blocks) == 1
+    return blocks[0]
+
+
+def test_doc_example():
+    # docs/assembly.md derives T = 19: MEM_E0 writes at 17 and halts at 18
+    text = _doc_example()
+    prog = assemble(text, CFG)
+    assert prog.predicted_cycles == 19
+    assert "VCFG 0, SRDHM, i32, r2, r0, c0" in prog.listing()
+    assert "has no vxm unit" in str(fails(text, NO_VXM))
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "asm", *args], check=False, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_units(tmp_path):
+    src = tmp_path / "v.s"
+    src.write_text(_doc_example())
+    r = _run_cli(str(src))
+    assert r.returncode == 1 and "has no vxm unit" in r.stderr and "Traceback" not in r.stderr
+    out = tmp_path / "v.json"
+    r = _run_cli(str(src), "--units", "mxm,sxm,vxm", "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "predicted cycles: 19" in r.stdout and "VRUN E0, i32, E0, none, E4, i8" in r.stdout
+    d = json.loads(out.read_text())
+    assert d["config"]["units"] == ["mxm", "sxm", "vxm"] and d["config"]["vxm_alus"] == 4
+    assert d["queues"]["VXM"][4] == ENCODINGS[0][1]
+    r = _run_cli(str(src), "--units", "mxm,gpu")
+    assert r.returncode == 1 and "--units" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_timed_builder_takes_names():
+    # asm.timed places VXM statements with names too: READ at 0 (E0 at VXM at 3), VRUN at 3
+    # (E4 at VXM at 11, at MEM_E1 at 13), WRITE at 13: T = 13 + 2 = 15
+    from asm.timed import TimedBuilder
+    tb = TimedBuilder(CFG)
+    tb.at(0, "MEM_W0", "READ", 0, "E0")
+    tb.at(1, "VXM", "VCFG", 0, "ADD", "i8", "r2", "r0", "c0")
+    tb.at(3, "VXM", "VRUN", "E0", "i8", "E0", "none", "E4", "i8")
+    tb.at(13, "MEM_E1", "WRITE", 0, "E4")
+    assert tb.build().predicted_cycles == 15
