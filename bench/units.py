@@ -152,6 +152,62 @@ def sxm_stream(cfg: TspConfig, count: int, seed: int = 2):
     return tb.build(), V, perm, (t0, t0 + count - 1)
 
 
+def vxm_requant(cfg: TspConfig, count: int, seed: int = 3):
+    """`count` int32 vectors (byte planes in MEM_W3..MEM_W0, SG4 on E0..E3) requantised to int8
+    by the VXM in one pass (SRDHM, RDIVPOT, ADDS zero point, SAT i8: docs/vxm.md section 3), one
+    vector per cycle (REPEAT), written by MEM_E0 from E4. Returns (program, int32 inputs,
+    (multiplier, shift, zero point), streaming window)."""
+    n = cfg.vec_bytes
+    rng = np.random.default_rng(seed)
+    acc = rng.integers(-(1 << 20), 1 << 20, size=(count, n), dtype=np.int64)
+    m, shift, zp = 1518500250, 7, -3                   # M0 = 0.7071..., M = M0 / 2^7
+    P = cfg.position_index
+    vxm, out = P("VXM"), P("MEM_E0")
+    planes = [P("MEM_W3"), P("MEM_W2"), P("MEM_W1"), P("MEM_W0")]
+    tb = TimedBuilder(cfg, filename="<bench vxm_requant>")
+    for i, (c, imm) in enumerate([(0, m & 0xFFFF), (1, shift), (2, zp)]):
+        tb.at(i, vxm, "VCONST", c, imm)
+    tb.at(3, vxm, "VCONSTH", 0, m >> 16)
+    for k, (op, x, y, ty) in enumerate([(19, 0, 3, 2), (20, 2, 4, 2), (13, 2, 5, 2),
+                                        (18, 2, 7, 0)]):
+        tb.at(4 + k, vxm, "VCFG", k, op, ty, 2, x, y)     # SRDHM, RDIVPOT, ADDS, SAT i8
+    t0 = 12
+    for b, p in enumerate(planes):
+        c = t0 - 2 - abs(vxm - p)
+        tb.at(c - 3, p, "ITERATIONS", count)
+        tb.at(c - 2, p, "STEP", 1)
+        tb.at(c - 1, p, "COUNTDOWN", 1)
+        tb.at(c, p, "READ", 0, f"E{b}")
+        for k in range(count):
+            tb.data(p, k, bytes(((acc[k] >> (8 * b)) & 0xFF).astype(np.uint8)))
+    tb.at(t0, vxm, "VRUN", "E0", 2, "E0", 3, "E4", 0)
+    tb.at(t0 + 1, vxm, "REPEAT", count - 1, 1)
+    from tsp.isa import BY_NAME, dfunc_of
+    w = t0 + dfunc_of(BY_NAME["VRUN"], cfg) + abs(out - vxm)
+    tb.at(w - 3, out, "ITERATIONS", count)
+    tb.at(w - 2, out, "STEP", 1)
+    tb.at(w - 1, out, "COUNTDOWN", 1)
+    tb.at(w, out, "WRITE", 0, "E4")
+    return tb.build(), acc, (m, shift, zp), (t0, t0 + count - 1)
+
+
+def requant_reference(acc: np.ndarray, m: int, shift: int, zp: int) -> np.ndarray:
+    """Independent reference: gemmlowp SRDHM + RDIVPOT + zero point, saturated to int8, in
+    plain Python integers (docs/vxm.md section 3)."""
+    def srdhm(a: int, b: int) -> int:
+        if a == b == -(1 << 31):
+            return (1 << 31) - 1
+        p = a * b
+        nudge = (1 << 30) if p >= 0 else 1 - (1 << 30)
+        q = abs(p + nudge) >> 31
+        return q if p + nudge >= 0 else -q
+    def rdivpot(a: int, e: int) -> int:
+        mask = (1 << e) - 1
+        return (a >> e) + (1 if (a & mask) > (mask >> 1) + (1 if a < 0 else 0) else 0)
+    f = np.vectorize(lambda a: max(-128, min(127, rdivpot(srdhm(int(a), m), shift) + zp)))
+    return f(acc).astype(np.int64)
+
+
 def run_model(prog):
     m = TspModel(prog.config)
     for p, a, v in prog.data:
@@ -189,7 +245,7 @@ def run_rtl(prog, reads: list[tuple[int, int]]):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--tiles", type=int, default=8)
+    ap.add_argument("--tiles", type=int, default=16)
     ap.add_argument("--rows", type=int, default=0, help="vectors per tile (default 2n)")
     ap.add_argument("--no-rtl", action="store_true", help="golden model only")
     ap.add_argument("--out", default=str(ROOT / "build" / "reports"))
@@ -256,6 +312,30 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"RTL disagrees: {sxm}")
     report["sxm"] = sxm
 
+    # ---- VXM ---------------------------------------------------------------------------
+    if "vxm" in cfg.units:
+        count = min(4 * n, cfg.bank_depth)
+        prog, acc, (m, sh, zp), (f0, f1) = vxm_requant(cfg, count)
+        model, res, _ = run_model(prog)
+        out_p = cfg.position_index("MEM_E0")
+        ref = requant_reference(acc, m, sh, zp)
+        got = np.stack([model.read_mem(out_p, k).view(np.int8) for k in range(count)])
+        if not np.array_equal(got, ref) or res.err_flags:
+            raise SystemExit("golden model VXM requantisation wrong")
+        vxm = {"vectors": count, "window": [f0, f1], "alu_stages": cfg.vxm_alus,
+               "vectors_per_cycle": count / (f1 - f0 + 1),
+               "lane_results_per_cycle": count * n / (f1 - f0 + 1),
+               "alu_ops_per_cycle": count * n * 4 / (f1 - f0 + 1),
+               "cycles_predicted": prog.predicted_cycles, "cycles_model": res.cycles}
+        if not args.no_rtl:
+            csr, vecs, _ = run_rtl(prog, [(out_p, k) for k in range(count)])
+            ok = all(np.array_equal(vecs[(out_p, k)].view(np.int8), ref[k])
+                     for k in range(count))
+            vxm.update(cycles_rtl=csr["CYCLES"], rtl_result_ok=ok)
+            if csr["CYCLES"] != res.cycles or not ok:
+                raise SystemExit(f"RTL disagrees: {vxm}")
+        report["vxm"] = vxm
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"units_{cfg.name}.json"
@@ -268,6 +348,11 @@ def main(argv: list[str] | None = None) -> int:
                                           else "") + ")")
     print(f"  SXM PERMUTE: {sxm['vectors_per_cycle']:.2f} vectors/cycle "
           f"({sxm['bytes_per_cycle']:.0f} bytes/cycle) over {count} vectors")
+    if "vxm" in report:
+        v = report["vxm"]
+        print(f"  VXM requantisation (4 ALU ops per lane): {v['vectors_per_cycle']:.2f} "
+              f"vectors/cycle, {v['alu_ops_per_cycle']:.0f} ALU ops/cycle over {v['vectors']} "
+              f"vectors")
     print(f"saved {path}")
     return 0
 
