@@ -159,7 +159,7 @@ def vxm_requant(cfg: TspConfig, count: int, seed: int = 3):
     (multiplier, shift, zero point), streaming window)."""
     n = cfg.vec_bytes
     rng = np.random.default_rng(seed)
-    acc = rng.integers(-(1 << 20), 1 << 20, size=(count, n), dtype=np.int64)
+    acc = rng.integers(-(1 << 15), 1 << 15, size=(count, n), dtype=np.int64)
     m, shift, zp = 1518500250, 7, -3                   # M0 = 0.7071..., M = M0 / 2^7
     P = cfg.position_index
     vxm, out = P("VXM"), P("MEM_E0")

@@ -27,6 +27,7 @@ from .icu import Queue
 from .mem import MemSlice
 from .mxm import MxmModel
 from .sxm import SxmModel
+from .vxm import VxmModel
 
 __all__ = [
     "BAD_MAP",
@@ -52,7 +53,7 @@ ILLEGAL = 1 << BIT_ILLEGAL
 BAD_MAP = 1 << BIT_BAD_MAP
 
 # Compute-unit model twins (docs/units.md section 1), by unit kind.
-UNIT_MODELS = {"mxm": MxmModel, "sxm": SxmModel}
+UNIT_MODELS = {"mxm": MxmModel, "sxm": SxmModel, "vxm": VxmModel}
 
 
 def _bits(flags: int) -> list[int]:
