@@ -2,10 +2,11 @@
 # per checker rejection (asserting file:line and cycle), cycle counts hand-computed from the Done
 # rule of docs/architecture.md, and the command line.
 #
-# Default profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W3, 3 MEM_W2, 4 MEM_W1, 5 MEM_W0, 6 VXM,
-# 7 MEM_E0, 8 MEM_E1, 9 MEM_E2, 10 MEM_E3, 11 SXM_E, 12 MXM_E. READ: dfunc 2; WRITE/GATHER map/
-# SCATTER/IFETCH: dskew 0. A READ access at u puts the value at its own position at u + 2 and at
-# a position k steps downstream at u + 2 + k.
+# Default (and wide) profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W3, 3 MEM_W2, 4 MEM_W1,
+# 5 MEM_W0, 6 VXM, 7 MEM_E0, 8 MEM_E1, 9 MEM_E2, 10 MEM_E3, 11 SXM_E, 12 MXM_E. READ: dfunc 2;
+# WRITE/GATHER map/SCATTER/IFETCH: dskew 0. A READ access at u puts the value at its own position
+# at u + 2 and at a position k steps downstream at u + 2 + k. The default profile has 8-byte
+# vectors and the MXM and SXM built; `.data` words below are built with `VB` (its vec_bytes) bytes.
 from __future__ import annotations
 
 import json
@@ -18,11 +19,22 @@ import pytest
 
 from asm import AsmError, Builder, Program, assemble, check, format_instr, parse
 from tsp import isa
-from tsp.config import COMPUTE_UNITS, TspConfig
+from tsp.config import TspConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CFG = TspConfig.profile("default")
 TINY = TspConfig.profile("tiny")
+WIDE = TspConfig.profile("wide")          # 16-byte vectors (docs/assembly.md's examples)
+UNITS = ("mxm", "sxm")                    # the compute units these tests exercise
+VB = CFG.vec_bytes
+
+
+def word(values) -> str:
+    """One `.data` word as hex: byte 0 (lane 0) first."""
+    return bytes(values).hex()
+
+
+DATA = bytes((0x11 * i) & 0xFF for i in range(VB))   # 00 11 22 .. : one default-profile word
 
 
 def fails(text: str, config: TspConfig = CFG, **kw) -> AsmError:
@@ -54,15 +66,15 @@ def test_empty_program_is_one_cycle():
 def test_read_write_example():
     # READ at 0 on MEM_W1 (4): E2 at 4 at cycle 2, at MEM_E1 (8) at 6; WRITE at 6, HALT at 7.
     # T = max(W1 halt 1 + 1, read 0 + 2, E1 halt 7 + 1, write 6 + 1) = 8
-    prog = assemble(""".queue MEM_W1
+    prog = assemble(f""".queue MEM_W1
     READ 0x10, E2
 .queue MEM_E1
     NOP 6
     WRITE 5, E2
-.data MEM_W1 0x10 00112233445566778899aabbccddeeff
+.data MEM_W1 0x10 {DATA.hex()}
 """, CFG)
     assert prog.predicted_cycles == 8
-    assert prog.data == [(4, 0x10, bytes.fromhex("00112233445566778899aabbccddeeff"))]
+    assert prog.data == [(4, 0x10, DATA)]
     assert prog.queues[4] == [isa.encode("READ", addr=0x10, s=2), 0]
     assert prog.queues[8] == [isa.encode("NOP", n=6), isa.encode("WRITE", addr=5, s=2), 0]
     sched = [(e.cycle, e.position, e.mnemonic, e.line) for e in prog.schedule
@@ -146,8 +158,12 @@ def test_repeat_copies_in_schedule():
 
 def test_ifetch_occupancy_and_unrelated_words():
     # W0 READ at 0: E0 at W0 (5) at 2, at VXM (6) at 3. VXM: NOP 3, IFETCH at 3 writes words
-    # 10..13 (not executed), occupies 16/4 = 4 cycles: HALT at 7. T = 8
+    # 10, 11 (not executed), occupies 8/4 = 2 cycles: HALT at 5. T = 6
     prog = assemble(".queue MEM_W0\n READ 0, E0\n.queue VXM\n NOP 3\n IFETCH E0, 10\n", CFG)
+    assert prog.predicted_cycles == 6
+    # wide profile (same positions): 16-byte vectors, words 10..13, 16/4 = 4 cycles: HALT at 7.
+    # T = 8
+    prog = assemble(".queue MEM_W0\n READ 0, E0\n.queue VXM\n NOP 3\n IFETCH E0, 10\n", WIDE)
     assert prog.predicted_cycles == 8
     # tiny profile: 4-byte vectors, one word per IFETCH, occupancy 1. W0 is position 3 there,
     # VXM 4. HALT at 4: T = 5
@@ -156,7 +172,7 @@ def test_ifetch_occupancy_and_unrelated_words():
 
 
 def test_ifetch_into_executed_words_makes_cycles_unknown():
-    # VXM words: 0 NOP, 1 IFETCH, 2..4 NOP, 5 HALT; the IFETCH writes 4..7, which it executes
+    # VXM words: 0 NOP, 1 IFETCH, 2..4 NOP, 5 HALT; the IFETCH writes 4 and 5, which it executes
     prog = assemble(""".queue MEM_W0
   READ 0, E0
 .queue VXM
@@ -428,17 +444,21 @@ def test_numbers():
 
 
 def test_data_errors():
-    s = at(fails(".data VXM 0 00112233445566778899aabbccddeeff\n"), 1)
+    w = DATA.hex()                        # a well-formed word: each case has one thing wrong
+    s = at(fails(f".data VXM 0 {w}\n"), 1)
     assert "VXM" in s and "MEM" in s
     s = at(fails(".data MEM_W0 0 0011\n"), 1)
-    assert "2 bytes" in s and "16" in s
-    at(fails(".data MEM_W0 1024 00112233445566778899aabbccddeeff\n"), 1)
-    at(fails(".data MEM_W0 0 0011223344556677889\n"), 1)
-    at(fails(".data MEM_W0 0 zz112233445566778899aabbccddeeff\n"), 1)
+    assert "2 bytes" in s and "a word is 8 bytes" in s
+    s = at(fails(f".data MEM_W0 0 {w}00\n"), 1)
+    assert "9 bytes" in s
+    s = at(fails(f".data MEM_W0 1024 {w}\n"), 1)          # 2 x 512 words: 0..1023
+    assert "1024" in s and "bytes" not in s
+    assert "malformed hex" in at(fails(f".data MEM_W0 0 {w[:-1]}\n"), 1)    # odd digit count
+    assert "malformed hex" in at(fails(f".data MEM_W0 0 zz{w[2:]}\n"), 1)
     at(fails(".data MEM_W0 0\n"), 1)
-    at(fails(".data MEM_W0 0 " + "00" * 16 + "\n.data MEM_W0 0 " + "11" * 16 + "\n"), 2)
-    prog = assemble(".data mem_w0 0x3 0011 2233 4455 6677 8899 aabb ccdd eeff ; spaced\n", CFG)
-    assert prog.data == [(5, 3, bytes.fromhex("00112233445566778899aabbccddeeff"))]
+    at(fails(".data MEM_W0 0 " + "00" * VB + "\n.data MEM_W0 0 " + "11" * VB + "\n"), 2)
+    prog = assemble(".data mem_w0 0x3 0011 2233 4455 6677 ; spaced\n", CFG)
+    assert prog.data == [(5, 3, bytes.fromhex("0011223344556677"))]
 
 
 def test_repeat_not_after_unit_instruction():
@@ -449,13 +469,16 @@ def test_repeat_not_after_unit_instruction():
 
 
 def test_ifetch_prefetch_rule():
-    # IFETCH at address 1 writing words 2..5 includes word 2 = its address + 1
+    # (no READ feeds E0: the prefetch rule is checked first, at the IFETCH's own line)
+    # IFETCH at address 1 writing words 2, 3 includes word 2 = its address + 1
     s = at(fails(".queue VXM\n NOP 3\n IFETCH E0, 2\n"), 3)
-    assert "prefetch" in s
-    # IFETCH at 1 writing 255, 0, 1, 2 (wraps modulo 256) hits word 2 as well
-    at(fails(".queue VXM\n NOP 3\n IFETCH E0, 255\n"), 3)
+    assert "writes word 2" in s and "prefetch" in s
+    # wide: IFETCH at 1 writing 255, 0, 1, 2 (wraps modulo 256) hits word 2 as well
+    s = at(fails(".queue VXM\n NOP 3\n IFETCH E0, 255\n", WIDE), 3)
+    assert "writes word 2" in s and "prefetch" in s
     # word 3 (= address + 2) on the tiny profile (one word per IFETCH)
-    at(fails(".queue VXM\n NOP 3\n IFETCH E0, 3\n", TINY), 3)
+    s = at(fails(".queue VXM\n NOP 3\n IFETCH E0, 3\n", TINY), 3)
+    assert "writes word 3" in s and "prefetch" in s
 
 
 def test_program_too_large():
@@ -506,9 +529,12 @@ def _operand_text(f: isa.Field, rng: random.Random, instr: isa.Instr) -> tuple[i
 
 
 def test_unbuilt_unit_instruction_is_rejected():
+    with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'tiny' "
+                                       r"has no mxm unit"):
+        assemble(".queue MXM_W\n LW E0, 0, 4\n", TINY, "t.s")
     with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'default' "
                                        r"has no mxm unit"):
-        assemble(".queue MXM_W\n LW E0, 0, 4\n", CFG, "t.s")
+        assemble(".queue MXM_W\n LW E0, 0, 4\n", CFG.replace(units=("sxm",)), "t.s")
 
 
 @pytest.mark.parametrize("instr", [i for i in isa.INSTRUCTIONS if i.unit in ("icu", "mem")],
@@ -537,12 +563,12 @@ def test_builder_api():
     b.add("MEM_W1", "READ", 0x10, "E2")
     b.add("mem_e1", "NOP", 6)
     b.add(8, "write", addr=5, s="E2")
-    b.data("MEM_W1", 0x10, bytes(range(16)))
+    b.data("MEM_W1", 0x10, bytes(range(VB)))
     prog = b.build()
     assert isinstance(prog, Program)
     assert set(prog.queues) == set(range(CFG.num_positions))
     assert prog.queues[8] == [isa.encode("NOP", n=6), isa.encode("WRITE", addr=5, s=2), 0]
-    assert prog.data == [(4, 0x10, bytes(range(16)))]
+    assert prog.data == [(4, 0x10, bytes(range(VB)))]
     assert prog.predicted_cycles == 8
     # default line numbers count add/data calls; given ones are used as is
     b = Builder(CFG, "gen.py")
@@ -608,25 +634,31 @@ def test_cli_error(tmp_path):
 def test_doc_examples(monkeypatch):
     # every example in docs/assembly.md assembles, except the "two producers" one; the cycle
     # counts are the ones the document derives by hand (8, 8, 15, 15; the MEM -> SXM -> MXM ->
-    # MEM chain, with the units built: 21)
+    # MEM chain, with the units built: 21). The examples are written for the default layout;
+    # their `.data` words say the vector size: 8 bytes (default) or 16 (wide, same layout).
     import re
     doc = (ROOT / "docs" / "assembly.md").read_text()
     blocks = [b for b in re.findall(r"^```[a-z]*\n(.*?)^```", doc, re.DOTALL | re.MULTILINE)
               if b.lstrip().startswith((".queue", "; a comment", "; MEM -> SXM"))]
+    sizes = {len(h) // 2 for b in blocks for h in re.findall(r"^\.data \S+ \S+ ([0-9a-f]+)", b,
+                                                              re.MULTILINE)}
+    assert len(sizes) == 1 and sizes <= {CFG.vec_bytes, WIDE.vec_bytes}, sizes
+    cfg = CFG if sizes == {CFG.vec_bytes} else WIDE
+    assert cfg.positions == CFG.positions and set(UNITS) <= set(cfg.units)
     chain = [b for b in blocks if b.startswith("; MEM -> SXM")]
     assert len(chain) == 1
-    e = fails(chain[0])
-    assert "has no sxm unit" in str(e) or "has no mxm unit" in str(e)
-    assert assemble(chain[0], CFG.replace(units=COMPUTE_UNITS)).predicted_cycles == 21
+    e = str(fails(chain[0], cfg.replace(units=())))
+    assert f"profile {cfg.name!r} has no sxm unit" in e or f"profile {cfg.name!r} has no mxm unit" in e
+    assert assemble(chain[0], cfg).predicted_cycles == 21
     results = []
     for b in blocks:
         if b in chain:
             continue
         if "live until MEM_E1" in b:
-            e = fails(b)
+            e = fails(b, cfg)
             at(e, 5, 5)
             continue
-        results.append(assemble(b, CFG).predicted_cycles)
+        results.append(assemble(b, cfg).predicted_cycles)
     assert results == [8, 8, 15, 15]
 
 
@@ -638,30 +670,32 @@ def test_doc_examples(monkeypatch):
 # instruction: t + 2. Tiny profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W1, 3 MEM_W0, 4 VXM,
 # 5 MEM_E0, 6 MEM_E1, 7 SXM_E, 8 MXM_E.
 
-NEW_INSTRS = [i for i in isa.INSTRUCTIONS if i.unit in ("mxm", "sxm")]
+NEW_INSTRS = [i for i in isa.INSTRUCTIONS if i.unit in UNITS]
 
 
 @pytest.fixture
 def units(monkeypatch):
     """For one test, this module's CFG and TINY (and `fails`' default) are the same profiles
-    with the MXM and SXM units instantiated (TspConfig.units)."""
+    with (exactly) the MXM and SXM units instantiated (TspConfig.units)."""
     mod = sys.modules[__name__]
-    monkeypatch.setattr(mod, "CFG", CFG.replace(units=COMPUTE_UNITS))
-    monkeypatch.setattr(mod, "TINY", TINY.replace(units=COMPUTE_UNITS))
+    monkeypatch.setattr(mod, "CFG", CFG.replace(units=UNITS))
+    monkeypatch.setattr(mod, "TINY", TINY.replace(units=UNITS))
     monkeypatch.setattr(fails, "__defaults__", (mod.CFG,))
 
 
 def test_units_absent_from_the_profile_are_rejected():
-    assert CFG.units == ()          # the default profile has no compute units
-    for pos, text in (("MXM_E", "ABC E0, 0, 1, 0"), ("SXM_W", "SHIFT E0, E1, 1")):
-        name, unit = text.split()[0], pos[:3].lower()
-        e = fails(f".queue {pos}\n {text}\n")
-        assert at(e, 2).endswith(f"profile 'default' has no {unit} unit "
-                                 f"(TspConfig.units = ())"), str(e)
-        assert name in str(e)
+    assert TINY.units == ()         # the tiny profile has no compute units
+    assert set(UNITS) <= set(CFG.units)   # the default one has both; without units it rejects them
+    for cfg in (TINY, CFG.replace(units=())):
+        for pos, text in (("MXM_E", "ABC E0, 0, 1, 0"), ("SXM_W", "SHIFT E0, E1, 1")):
+            name, unit = text.split()[0], pos[:3].lower()
+            e = fails(f".queue {pos}\n {text}\n", cfg)
+            assert at(e, 2).endswith(f"profile {cfg.name!r} has no {unit} unit "
+                                     f"(TspConfig.units = ())"), str(e)
+            assert name in str(e)
 
 
-CHAIN = """.queue MEM_W3
+CHAIN = f""".queue MEM_W3
     READ 0, W0          ; 0: map word, W0 at MEM_W3 (2) at 2, at SXM_W (1) at 3
     NOP 2               ; 1, 2
     READ 1, W0          ; 3: x, at SXM_W at 6
@@ -692,8 +726,8 @@ CHAIN = """.queue MEM_W3
     ABC W1, 0, 1, 0     ; 9: row 0 read at 10, written at the end of 11
     NOP 2               ; 10, 11
     ACC E4, 0, 1        ; 12: E4..E7 at MXM_W (0) at 14, MEM_W3 (2) at 16 .. MEM_W0 (5) at 19
-.data MEM_W3 0 0f0e0d0c0b0a09080706050403020100
-"""
+.data MEM_W3 0 {word(reversed(range(VB)))}
+"""                     # the map word reverses the lanes
 
 
 def test_chain_mem_sxm_mxm_mem(units):
@@ -811,7 +845,7 @@ def test_rotate_transpose_destinations_past_last_stream(units):
     s = at(fails(feed + " ROTATE E0, E6, 3\n"), 5, 3)
     assert "destination streams E6..E8" in s and "last stream E7" in s
     assert assemble(feed + " ROTATE E0, E5, 3\n", CFG).predicted_cycles == 5
-    # default: m = min(8, 16) = 8, so TRANSPOSE destinations must start at 0
+    # default: m = min(streams 8, vec_bytes 8) = 8, so TRANSPOSE destinations must start at 0
     s = at(fails(".queue SXM_W\n TRANSPOSE W0, E1\n"), 2, 0)
     assert "destination streams E1..E8" in s
     # sources past the last stream read zeros: rejected as well
@@ -883,29 +917,32 @@ def test_permute_distribute_slot_never_loaded(units):
     assert "map slot 0" in s
 
 
-BAD_MAP = """.queue MEM_E3
+IDENTITY = word(range(VB))
+BAD_LANE = VB - 2                                       # lane 6: it takes source lane 0 again
+BAD = word(0 if lane == BAD_LANE else lane for lane in range(VB))
+BAD_MAP = f""".queue MEM_E3
     READ 0, E0          ; 0: the map, at SXM_E (11) at 3
     READ 1, E0          ; 1: the data, at 4
 .queue SXM_E
     NOP 3
     SETMAP E0, 0        ; 3
     PERMUTE E0, E1, 0   ; 4
-.data MEM_E3 0 00010203040506070809000b0c0d0e0f
+.data MEM_E3 0 {BAD}
 """
 
 
 def test_permute_static_map_not_a_bijection(units):
-    # lane 10 repeats source lane 0 (and lane 10 is never used)
+    # lane 6 repeats source lane 0 (and source lane 6 is never used)
     s = at(fails(BAD_MAP), 7, 4)
-    assert "not a bijection: lane 0 and lane 10 both take source lane 0" in s
+    assert f"not a bijection: lane 0 and lane {BAD_LANE} both take source lane 0" in s
     assert "BAD_MAP" in s
     # the same map is fine for DISTRIBUTE (replication allowed): T = SXM 4 + 2 = 6
     assert assemble(BAD_MAP.replace("PERMUTE", "DISTRIBUTE"), CFG).predicted_cycles == 6
     # a bijection is accepted
-    good = BAD_MAP.replace("0809000b", "08090a0b")
+    good = BAD_MAP.replace(BAD, IDENTITY)
     assert assemble(good, CFG).predicted_cycles == 6
     # ... unless CONFIG powers the superlane down before the READ: the map reads as zeros
-    powered_down = """.queue MEM_E3
+    powered_down = f""".queue MEM_E3
     CONFIG 1            ; 0: superlane 0 powered down from cycle 1 on
     NOP 1               ; 1
     READ 0, E0          ; 2: the map reads as zeros, at SXM_E (11) at 5
@@ -914,13 +951,13 @@ def test_permute_static_map_not_a_bijection(units):
     NOP 5
     SETMAP E0, 0        ; 5
     PERMUTE E0, E1, 0   ; 6
-.data MEM_E3 0 000102030405060708090a0b0c0d0e0f
+.data MEM_E3 0 {IDENTITY}
 """
     s = at(fails(powered_down), 9, 6)
     assert "lane 0 and lane 1 both take source lane 0" in s
     # CONFIG at 1 takes effect at 2, after the map READ at 0: accepted.
     # T = max(MEM_E3 HALT 3 + 1, read 2 + 2, SXM_E HALT 6 + 1, SXM 5 + 2) = 7
-    assert assemble(""".queue MEM_E3
+    assert assemble(f""".queue MEM_E3
     READ 0, E0          ; 0: the map, at SXM_E (11) at 3
     CONFIG 1            ; 1: superlane 0 powered down from cycle 2 on
     READ 1, E0          ; 2: the data (zeros), at 5
@@ -929,10 +966,10 @@ def test_permute_static_map_not_a_bijection(units):
     SETMAP E0, 0        ; 3
     NOP 1               ; 4
     PERMUTE E0, E1, 0   ; 5
-.data MEM_E3 0 000102030405060708090a0b0c0d0e0f
+.data MEM_E3 0 {IDENTITY}
 """, CFG).predicted_cycles == 7
     # a map word written during the program is not statically known: accepted
-    unknown = """.queue MEM_E2
+    unknown = f""".queue MEM_E2
     READ 5, E1          ; 0: E1 at MEM_E3 (10) at 3
 .queue MEM_E3
     NOP 3
@@ -943,7 +980,7 @@ def test_permute_static_map_not_a_bijection(units):
     NOP 7
     SETMAP E0, 0        ; 7
     PERMUTE E0, E1, 0   ; 8
-.data MEM_E3 0 00010203040506070809000b0c0d0e0f
+.data MEM_E3 0 {BAD}
 """
     # T = max(MEM_E3 HALT 6 + 1, read 5 + 2, SXM_E HALT 9 + 1, SXM 8 + 2) = 10
     assert assemble(unknown, CFG).predicted_cycles == 10

@@ -19,7 +19,7 @@ from hdl.top import CSR, ID_VALUE, TspTop
 from sim import TspModel
 from tb.randprog import random_program
 from tsp import isa
-from tsp.config import COMPUTE_UNITS, TspConfig, join_sg4
+from tsp.config import TspConfig, join_sg4
 from tsp.isa import EAST, WEST, encode
 from tsp.isa import stream_operand as so
 
@@ -284,12 +284,13 @@ def test_host_port_errors_change_nothing():
 # Programs are written with tsp.isa.encode (raw words, as the host would load them);
 # every timing below is derived by hand from docs/units.md and docs/architecture.md.
 OUT_SLICES = ("MEM_E1", "MEM_E0", "MEM_W0", "MEM_W1")   # slice that stores SG4 byte b
+UNITS = ("mxm", "sxm")                                   # the units these tests exercise
 
 
 @pytest.fixture
 def units_on(monkeypatch):
     """For one test, this module's TINY is the tiny profile with the MXM and SXM units."""
-    monkeypatch.setattr(sys.modules[__name__], "TINY", TINY.replace(units=COMPUTE_UNITS))
+    monkeypatch.setattr(sys.modules[__name__], "TINY", TINY.replace(units=UNITS))
 
 
 def i8vec(values) -> np.ndarray:
@@ -340,15 +341,17 @@ def test_mem_sxm_permute_mem(units_on):
     np.testing.assert_array_equal(mems[(e1, 10)], [30, 10, 40, 20])   # x[perm[i]]
 
 
-@pytest.mark.parametrize("profile", ["tiny", "default"])
+@pytest.mark.parametrize("profile", ["tiny", "default", "wide"])
 def test_mem_mxm_mem_matmul(units_on, profile):
     # MEM_E1 reads the n weight rows at 1..n onto E0 -> at MXM_E at t_lw = 3 + (MXM_E - MEM_E1)
     # on: LW at t_lw; IW at t_lw + n (the shadow as during that cycle holds all n rows). ABC at
     # t_abc = t_lw + n + 1 over 4 activation vectors that MEM_E0 reads onto E1 at
     # t_abc - 2 - (MXM_E - MEM_E0) on; rows 0..3 are written at the ends of t_abc + 2 + k.
     # ACC at t_acc = t_abc + 3 (row k read at t_acc + k, after its write) onto W0..W3, written
-    # by the four OUT_SLICES (one WRITE each, ITERATIONS 4). tiny: t_lw 5, IW 9, ABC 10, ACC 13.
-    cfg = TspConfig.profile(profile).replace(units=COMPUTE_UNITS)
+    # by the four OUT_SLICES (one WRITE each, ITERATIONS 4). tiny: t_lw 5, IW 9, ABC 10, ACC 13;
+    # default (n = 8; MEM_E1 8, MXM_E 12): t_lw 7, IW 15, ABC 16, ACC 19; wide (n = 16, same
+    # positions): t_lw 7, IW 23, ABC 24, ACC 27.
+    cfg = TspConfig.profile(profile).replace(units=UNITS)
     n = cfg.vec_bytes
     e1, e0, mx = pos("MEM_E1", cfg), pos("MEM_E0", cfg), pos("MXM_E", cfg)
     rng = np.random.default_rng(7)
@@ -374,7 +377,9 @@ def test_mem_mxm_mem_matmul(units_on, profile):
     assert res.err_flags == 0
     # the last activity: MEM_W1's write of row 3 at t_acc + 2 + (MXM_E - MEM_W1) + 3
     assert res.cycles == t_acc + 2 + (mx - pos("MEM_W1", cfg)) + 3 + 1
-    assert res.cycles == {"tiny": 25, "default": 41}[profile]
+    # tiny: MEM_W1 2, MXM_E 8: 13 + 2 + 6 + 3 + 1 = 25; default: MEM_W1 4: 19 + 2 + 8 + 3 + 1
+    # = 33; wide: 27 + 2 + 8 + 3 + 1 = 41
+    assert res.cycles == {"tiny": 25, "default": 33, "wide": 41}[profile]
     expect = xs.astype(np.int64) @ wts.astype(np.int64)      # y_k[j] = sum_i x_k[i] W[i][j]
     np.testing.assert_array_equal(sg4_rows(cfg, mems, 16, 4), expect)
 
@@ -444,7 +449,7 @@ def test_bad_map_reaches_error_flags(units_on, other):
     assert not res.trace.west[6, sx, 2].any()      # the PERMUTE wrote zeros over it
 
 
-@pytest.mark.parametrize("built", [(), COMPUTE_UNITS, ("sxm",)])
+@pytest.mark.parametrize("built", [(), UNITS, ("sxm",)])
 def test_units_instantiated_only_when_configured(built):
     from amaranth.hdl import Fragment
     frag = Fragment.get(TspTop(TINY.replace(units=built)), None)

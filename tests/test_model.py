@@ -10,11 +10,13 @@ import pytest
 
 from sim import TspModel
 from sim.model import BANK_CONFLICT, DEADLOCK, ENGINE_BUSY, ILLEGAL, ModelError
-from tsp.config import COMPUTE_UNITS, TspConfig
+from tsp.config import TspConfig
 from tsp.isa import encode, stream_operand
 
-CFG = TspConfig.profile("default")
-# default layout: MXM_W 0, SXM_W 1, MEM_W3 2, MEM_W2 3, MEM_W1 4, MEM_W0 5, VXM 6,
+CFG = TspConfig.profile("default")      # 8-byte vectors, MXM and SXM built
+VB = CFG.vec_bytes
+WIDE = TspConfig.profile("wide")        # 16-byte vectors, MXM and SXM built, same layout
+# default (and wide) layout: MXM_W 0, SXM_W 1, MEM_W3 2, MEM_W2 3, MEM_W1 4, MEM_W0 5, VXM 6,
 #                 MEM_E0 7, MEM_E1 8, MEM_E2 9, MEM_E3 10, SXM_E 11, MXM_E 12
 MXM_W, MEM_W3, MEM_W2, MEM_W1, MEM_W0, VXM = 0, 2, 3, 4, 5, 6
 MEM_E0, MEM_E1, MEM_E3, MXM_E = 7, 8, 10, 12
@@ -32,8 +34,8 @@ def I(name: str, **kw: int) -> int:
     return encode(name, **kw)
 
 
-def vec(seed: int, n: int = 16) -> np.ndarray:
-    """A recognisable non-zero vector."""
+def vec(seed: int, n: int = VB) -> np.ndarray:
+    """A recognisable non-zero vector (of the default profile's size unless `n` is given)."""
     return ((np.arange(n) * 7 + seed * 13 + 1) % 251 + 1).astype(np.uint8)
 
 
@@ -58,11 +60,11 @@ def test_read_travels_east_by_timing_law():
     res = m.run(trace=True)
     assert res.cycles == 21
     east, west = res.trace.east, res.trace.west
-    assert east.shape == (22, 13, 8, 16) and west.shape == east.shape
+    assert east.shape == (22, 13, 8, VB) and west.shape == east.shape
     assert not west.any()
     for t in range(22):
         for p in range(13):
-            expect = v if (p >= MEM_W1 and t == 2 + p - MEM_W1) else np.zeros(16, np.uint8)
+            expect = v if (p >= MEM_W1 and t == 2 + p - MEM_W1) else np.zeros(VB, np.uint8)
             np.testing.assert_array_equal(east[t, p, 2], expect, err_msg=f"t={t} p={p}")
     # only stream 2 ever carries anything; the value fell off the east edge after cycle 10
     assert not east[:, :, [0, 1, 3, 4, 5, 6, 7]].any()
@@ -91,18 +93,18 @@ def test_read_then_write_at_the_right_cycle(write_at, stored):
     m = model()
     v = vec(3)
     m.write_mem(MEM_W1, 5, v)
-    m.write_mem(MEM_E1, 7, np.full(16, 0xEE, np.uint8))
+    m.write_mem(MEM_E1, 7, np.full(VB, 0xEE, np.uint8))
     m.load_queue(MEM_W1, [I("NOP", n=10), I("READ", addr=5, s=E(2))])
     m.load_queue(MEM_E1, [I("NOP", n=write_at), I("WRITE", addr=7, s=E(2))])
     res = m.run()
-    expect = v if stored else np.zeros(16, np.uint8)   # a wrong cycle stores the empty stream
+    expect = v if stored else np.zeros(VB, np.uint8)   # a wrong cycle stores the empty stream
     np.testing.assert_array_equal(m.read_mem(MEM_E1, 7), expect)
     assert res.err_flags == 0 and res.err_position is None and res.err_cycle is None
     # MEM_E1: NOP at 0, WRITE at write_at, HALT at write_at+1; all else finishes earlier
     assert res.cycles == write_at + 2
 
 
-@pytest.mark.parametrize("profile", ["tiny", "default", "large"])
+@pytest.mark.parametrize("profile", ["tiny", "default", "wide", "large"])
 def test_timing_law_across_profiles(profile):
     cfg = TspConfig.profile(profile)
     src, dst = cfg.position_index("MEM_W0"), cfg.position_index(f"MEM_E{cfg.mem_slices - 1}")
@@ -249,7 +251,7 @@ def test_read_address_wraps_negative():
 
 def test_gather():
     m = model()
-    amap = np.zeros(16, np.uint8)
+    amap = np.zeros(VB, np.uint8)
     amap[0], amap[1] = 0x05, 0x04                      # 0x0405 = 1029 -> 1029 mod 1024 = 5
     m.write_mem(MEM_W2, 0, amap)
     m.write_mem(MEM_W1, 5, vec(7))
@@ -263,7 +265,7 @@ def test_gather():
 
 def test_scatter():
     m = model()
-    amap = np.zeros(16, np.uint8)
+    amap = np.zeros(VB, np.uint8)
     amap[0], amap[1] = 0x03, 0x02                      # 0x0203 = 515 (bank 1, row 3)
     m.write_mem(MEM_W3, 0, vec(8))
     m.write_mem(MEM_W2, 0, amap)
@@ -281,27 +283,30 @@ def words_vec(words: list[int]) -> np.ndarray:
     return np.array(words, dtype="<u4").view(np.uint8)
 
 
-def test_ifetch_loads_and_runs_code():
-    m = model(keep_alive=15)
-    code = [I("READ", addr=20, s=E(5)), I("HALT"), I("NOP", n=9), I("NOP", n=9)]
+@pytest.mark.parametrize("cfg", [CFG, WIDE], ids=["default", "wide"])
+def test_ifetch_loads_and_runs_code(cfg):
+    k = cfg.vec_bytes // 4                  # words per IFETCH: 2 (default), 4 (wide)
+    m = model(cfg, keep_alive=15)
+    code = [I("READ", addr=20, s=E(5)), I("HALT")] + [I("NOP", n=9)] * (k - 2)
     m.write_mem(MEM_W2, 0, words_vec(code))
-    m.write_mem(MEM_W1, 20, vec(9))
+    m.write_mem(MEM_W1, 20, vec(9, cfg.vec_bytes))
     m.load_queue(MEM_W2, [I("READ", addr=0, s=E(0))])           # at MEM_W1 at cycle 3
     m.load_queue(MEM_W1, [I("NOP", n=3), I("IFETCH", s=E(0), addr=4),
                           I("NOP", n=1), I("NOP", n=1)])
     res = m.run(trace=True)
-    # IFETCH at 3 (k = 4 words, next at 7): NOP 7, NOP 8, fetched READ at 9, HALT at 10
-    assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "IFETCH"), (7, "NOP"), (8, "NOP"),
-                                   (9, "READ"), (10, "HALT")]
-    assert list(m.imem[MEM_W1, 4:8]) == code
-    np.testing.assert_array_equal(res.trace.east[11, MEM_W1, 5], vec(9))
+    # IFETCH at 3 (k words, next at 3 + k): NOP, NOP, fetched READ at 5 + k, HALT at 6 + k;
+    # the READ's data is on E5 at MEM_W1 at 7 + k (wide: 7, 8, 9, 10 and 11)
+    assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "IFETCH"), (3 + k, "NOP"), (4 + k, "NOP"),
+                                   (5 + k, "READ"), (6 + k, "HALT")]
+    assert list(m.imem[MEM_W1, 4:4 + k]) == code
+    np.testing.assert_array_equal(res.trace.east[7 + k, MEM_W1, 5], vec(9, cfg.vec_bytes))
 
 
 def test_ifetch_prefetch_rule():
-    # IFETCH at address 1 writing addresses 2..5 during cycles 3..6. Word 2 was read at the
-    # end of cycle 2 (old word runs); word 3 is read at the end of cycle 6, the IFETCH's last
-    # cycle, after the write of cycle 4 took effect (new word runs).
-    m = model()
+    # wide (4 words per IFETCH): IFETCH at address 1 writing addresses 2..5 during cycles 3..6.
+    # Word 2 was read at the end of cycle 2 (old word runs); word 3 is read at the end of
+    # cycle 6, the IFETCH's last cycle, after the write of cycle 4 took effect (new word runs).
+    m = model(WIDE)
     new = [I("NOP", n=5), I("NOP", n=3), I("NOTIFY"), I("HALT")]
     m.write_mem(MEM_W2, 0, words_vec(new))
     m.load_queue(MEM_W2, [I("READ", addr=0, s=E(0))])
@@ -311,6 +316,27 @@ def test_ifetch_prefetch_rule():
     assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "IFETCH"), (7, "NOP"), (8, "NOP"),
                                    (11, "NOTIFY"), (12, "HALT")]
     assert list(m.imem[MEM_W1, 2:6]) == new
+
+
+def test_ifetch_prefetch_rule_default_profile():
+    # default (2 words per IFETCH): IFETCH at address 1 writes address 2 at cycle 3 and
+    # address 3 at cycle 4, its last cycle. Word 2 was read at the end of cycle 2 and word 3
+    # at the end of cycle 4, before that cycle's write: both old NOP 1s run (at 5 and 6), then
+    # the old HALT at 7.
+    m = model()
+    new = [I("NOP", n=5), I("NOP", n=3)]
+    m.write_mem(MEM_W2, 0, words_vec(new))
+    m.load_queue(MEM_W2, [I("READ", addr=0, s=E(0))])         # at MEM_W1 at cycle 3
+    m.load_queue(MEM_W1, [I("NOP", n=3), I("IFETCH", s=E(0), addr=2), I("NOP", n=1),
+                          I("NOP", n=1), I("HALT")])
+    res = m.run()
+    assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "IFETCH"), (5, "NOP"), (6, "NOP"),
+                                   (7, "HALT")]
+    assert list(m.imem[MEM_W1, 2:4]) == new
+    # IMEM persists: the next run executes the fetched words (NOP 5 at 5, NOP 3 at 10, HALT 13)
+    res = m.run()
+    assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "IFETCH"), (5, "NOP"), (10, "NOP"),
+                                   (13, "HALT")]
 
 
 def test_prefetch_tiny_profile_last_word():
@@ -422,12 +448,12 @@ def test_illegal_opcodes():
 def test_stream_index_out_of_range_reads_zero_writes_nothing():
     m = model(keep_alive=12)
     m.write_mem(MEM_W1, 5, vec(1))
-    m.write_mem(MEM_E1, 7, np.full(16, 0xEE, np.uint8))
+    m.write_mem(MEM_E1, 7, np.full(VB, 0xEE, np.uint8))
     m.write_mem(MEM_W0, 0, vec(4))
     m.load_queue(MEM_W1, [I("READ", addr=5, s=E(9)), I("READ", addr=5, s=W(31))])
     m.load_queue(MEM_E1, [I("WRITE", addr=7, s=E(12))])                 # stores zeros
     m.load_queue(MEM_W0, [I("GATHER", s=E(0), m=E(20))])                # address 0
-    m.load_queue(VXM, [I("IFETCH", s=W(8), addr=0)] + [I("NOP", n=1)] * 3)  # fetches HALTs
+    m.load_queue(VXM, [I("IFETCH", s=W(8), addr=0)] + [I("NOP", n=1)] * 3)  # fetches 2 HALTs
     res = m.run(trace=True)
     assert res.err_flags == 0
     tr = res.trace
@@ -437,10 +463,11 @@ def test_stream_index_out_of_range_reads_zero_writes_nothing():
             assert tr.east[t, p, 0].any() == (p >= MEM_W0 and t == 2 + p - MEM_W0)
     np.testing.assert_array_equal(tr.east[2, MEM_W0, 0], vec(4))
     assert not m.read_mem(MEM_E1, 7).any()
-    assert not m.imem[VXM, :4].any()
-    # word 1 was prefetched before the IFETCH (old NOP runs); word 2 is read at the end of
-    # cycle 3, after the zero written at cycle 2 took effect
-    assert log_of(res, VXM) == [(0, "IFETCH"), (4, "NOP"), (5, "HALT")]
+    # the IFETCH (k = 8/4 = 2 words, cycles 0 and 1) zeroes words 0 and 1 only
+    assert not m.imem[VXM, :2].any() and list(m.imem[VXM, 2:4]) == [I("NOP", n=1)] * 2
+    # word 1 was prefetched before the IFETCH (old NOP runs at 2); words 2 and 3 are the
+    # loaded NOPs (3, 4); word 4 was never loaded: HALT at 5
+    assert log_of(res, VXM) == [(0, "IFETCH"), (2, "NOP"), (3, "NOP"), (4, "NOP"), (5, "HALT")]
 
 
 def test_first_error_same_cycle_lowest_position_then_bit():
@@ -483,11 +510,13 @@ def test_api_errors():
     m = model()
     assert issubclass(ModelError, ValueError)
     with pytest.raises(ModelError, match="not a MEM slice"):
-        m.write_mem(VXM, 0, bytes(16))
+        m.write_mem(VXM, 0, bytes(VB))
     with pytest.raises(ModelError, match="address 1024"):
-        m.write_mem(MEM_W0, 1024, bytes(16))
-    with pytest.raises(ModelError, match="15 bytes"):
-        m.write_mem(MEM_W0, 0, bytes(15))
+        m.write_mem(MEM_W0, 1024, bytes(VB))
+    with pytest.raises(ModelError, match="7 bytes"):
+        m.write_mem(MEM_W0, 0, bytes(7))
+    with pytest.raises(ModelError, match="16 bytes"):
+        m.write_mem(MEM_W0, 0, bytes(16))
     with pytest.raises(ModelError, match="not a MEM slice"):
         m.read_mem(MXM_W, 0)
     with pytest.raises(ModelError, match="position 13"):
@@ -500,8 +529,8 @@ def test_api_errors():
     with pytest.raises(ModelError, match="max_cycles=50.*VXM"):
         m.run(max_cycles=50)
     assert m.run(max_cycles=101).cycles == 101
-    m.write_mem("MEM_E2", 3, list(range(16)))
-    assert list(m.read_mem(9, 3)) == list(range(16))
+    m.write_mem("MEM_E2", 3, list(range(VB)))
+    assert list(m.read_mem(9, 3)) == list(range(VB))
 
 
 def test_trace_first_divergence_and_format():
@@ -539,16 +568,18 @@ def test_2000_cycle_program_is_fast():
 
 
 # ---- compute units (MXM, SXM) in the whole-chip model -------------------------------------
-# Expected values are derived by hand from docs/units.md (timing tables) and the timing law.
+# Expected values are derived by hand from docs/units.md (timing tables) and the timing law,
+# for the wide profile (16 lanes: 16 x 16 weights; the same layout as the default profile).
 SXM_E = 11
 @pytest.fixture
 def units_on(monkeypatch):
-    """For one test, `model()` builds the default profile with the MXM and SXM units."""
-    monkeypatch.setattr(model, "__defaults__", (CFG.replace(units=COMPUTE_UNITS), None))
+    """For one test, `model()` builds the wide profile (16 lanes, MXM and SXM units)."""
+    assert {"mxm", "sxm"} <= set(WIDE.units) and WIDE.positions == CFG.positions
+    monkeypatch.setattr(model, "__defaults__", (WIDE, None))
 
 
 def test_unit_instructions_illegal_until_built():
-    m = model()
+    m = model(CFG.replace(units=()))            # the default layout without compute units
     m.load_queue(MXM_W, [I("IW"), I("LW", s=E(0), row=0, count=2)])
     m.load_queue(SXM_E, [I("NOP", n=1), I("SHIFT", s=E(0), d=E(1), n=1)])
     res = m.run()
@@ -595,7 +626,7 @@ def test_mxm_two_passes_accumulate_then_acc_ends_program(units_on):
 def test_sxm_maps_persist_across_runs_distribute_and_shift(units_on):
     m = model()
     mp = np.array([15 - i if i < 8 else 200 for i in range(16)], np.uint8)
-    x = vec(4)
+    x = vec(4, 16)
     m.write_mem(MEM_E3, 0, mp)
     m.write_mem(MEM_E3, 1, x)
     # run 1: the map read at 0 onto E0 is at SXM_E (11) at 3: SETMAP at 3. SETMAP alone does
@@ -621,7 +652,7 @@ def test_bad_map_flag_first_error_and_distribute_accepts_any_map(units_on):
     from sim import BAD_MAP
     m = model()
     m.write_mem(MEM_E3, 0, np.zeros(16, np.uint8))          # all lanes take lane 0
-    m.write_mem(MEM_E3, 1, vec(6))
+    m.write_mem(MEM_E3, 1, vec(6, 16))
     m.load_queue(MEM_E3, [I("READ", addr=0, s=E(0)), I("READ", addr=1, s=E(1)),
                           I("READ", addr=1, s=E(1))])
     # SETMAP at 3; DISTRIBUTE at 4 (broadcast of lane 0, no error); PERMUTE at 5: BAD_MAP
@@ -632,7 +663,7 @@ def test_bad_map_flag_first_error_and_distribute_accepts_any_map(units_on):
     res = m.run(trace=True)
     assert res.err_flags == BAD_MAP | ILLEGAL
     assert (res.err_position, res.err_bit, res.err_cycle) == (MEM_E0, 3, 5)
-    np.testing.assert_array_equal(res.trace.east[6, SXM_E, 2], np.full(16, vec(6)[0]))
+    np.testing.assert_array_equal(res.trace.east[6, SXM_E, 2], np.full(16, vec(6, 16)[0]))
     assert not res.trace.east[7, SXM_E, 3].any()
     # without the ILLEGAL, the first error is BAD_MAP at SXM_E, cycle 5
     m.load_queue(MEM_E0, [I("HALT")])

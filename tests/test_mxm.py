@@ -16,7 +16,8 @@ from tsp.config import TspConfig
 from tsp.isa import BY_NAME, EAST, WEST, decode, encode, stream_operand
 
 TINY = TspConfig.profile("tiny")          # n = 4, 4 streams, R = 16
-DEFAULT = TspConfig.profile("default")    # n = 16, 8 streams, R = 64
+DEFAULT = TspConfig.profile("default")    # n = 8, 8 streams, R = 32
+WIDE = TspConfig.profile("wide")          # n = 16, 8 streams, R = 64
 
 
 def E(i: int) -> int:
@@ -431,7 +432,7 @@ def test_start_keeps_weights_and_accumulators_drops_running_work():
     assert acc_out(tr, 16, TINY) == [0, 0, 3, 3]
 
 
-# ---- random differential (tiny) and the default profile --------------------------------------
+# ---- random differential (tiny) and the default and wide profiles ----------------------------
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_programs_rtl_matches_model(seed):
@@ -460,42 +461,46 @@ def test_random_programs_rtl_matches_model(seed):
     assert len(writes_at(tr)) > 10          # the mix really produced output
 
 
-def test_default_profile_matmul_and_accumulate():
-    cfg = DEFAULT
+@pytest.mark.parametrize("cfg", [DEFAULT, WIDE], ids=["default", "wide"])
+def test_profile_matmul_and_accumulate(cfg):
+    # times relative to the IW at n (default 8, wide 16); R = 4n (32, 64) divides 64, so the
+    # accumulator fields 62, 63 are the last two rows and a count of 3 wraps to row 0
     n = cfg.vec_bytes
     rng = np.random.default_rng(7)
     wt = rng.integers(-128, 128, size=(n, n))
     xs = rng.integers(-128, 128, size=(3, n))
-    st = Stim(cfg, 45)
-    load_weights(st, 0, E(5), wt)                     # IW at 16
-    st.at(17, ABC(E(2), 62, 3, 0))                    # rows 62, 63, 0
+    st = Stim(cfg, n + 29)
+    t = load_weights(st, 0, E(5), wt)                 # IW at n
+    st.at(t + 1, ABC(E(2), 62, 3, 0))                 # rows, 0
     for k in range(3):
-        st.vec(17 + k, E(2), xs[k])
-    st.at(22, ABC(W(7), 63, 1, 1)).vec(22, W(7), [-128] * n)     # row 63 += W^T (-128 ...)
-    st.at(26, ACC(W(4), 62, 3))                       # west streams 4..7, driven at 27..29
+        st.vec(t + 1 + k, E(2), xs[k])
+    st.at(t + 6, ABC(W(7), 63, 1, 1)).vec(t + 6, W(7), [-128] * n)  # row R-1 += W^T (-128 ..)
+    st.at(t + 10, ACC(W(4), 62, 3))                   # west streams 4..7, driven at t+11..t+13
     tr = run_both(st)
 
     def y(x):                                         # y[j] = sum_i W[i][j] x[i]
         return [sum(int(wt[i][j]) * int(x[i]) for i in range(n)) for j in range(n)]
 
-    assert writes_at(tr) == [27, 28, 29]
-    assert tr[27][1] == 0xF0 and tr[27][0] == 0
-    assert acc_out(tr, 27, cfg, WEST, 4) == y(xs[0])
-    assert acc_out(tr, 28, cfg, WEST, 4) == [a + b for a, b in zip(y(xs[1]), y([-128] * n))]
-    assert acc_out(tr, 29, cfg, WEST, 4) == y(xs[2])
+    assert writes_at(tr) == [t + 11, t + 12, t + 13]
+    assert tr[t + 11][1] == 0xF0 and tr[t + 11][0] == 0
+    assert acc_out(tr, t + 11, cfg, WEST, 4) == y(xs[0])
+    assert acc_out(tr, t + 12, cfg, WEST, 4) == [a + b for a, b in
+                                                 zip(y(xs[1]), y([-128] * n))]
+    assert acc_out(tr, t + 13, cfg, WEST, 4) == y(xs[2])
 
 
-def test_default_profile_largest_product_sum():
-    cfg = DEFAULT
+@pytest.mark.parametrize("cfg, byte2", [(DEFAULT, 2), (WIDE, 4)], ids=["default", "wide"])
+def test_profile_largest_product_sum(cfg, byte2):
     n = cfg.vec_bytes
-    st = Stim(cfg, 26)
-    load_weights(st, 0, E(0), [[-128] * n] * n)
-    st.at(17, ABC(E(1), 0, 1)).vec(17, E(1), [-128] * n)
-    st.at(20, ACC(E(4), 0, 1))
+    st = Stim(cfg, n + 10)
+    t = load_weights(st, 0, E(0), [[-128] * n] * n)   # IW at n
+    st.at(t + 1, ABC(E(1), 0, 1)).vec(t + 1, E(1), [-128] * n)
+    st.at(t + 4, ACC(E(4), 0, 1))                     # driven at t + 5
     tr = run_both(st)
-    # 16 * 2^14 = 2^18 = 0x00040000: byte 2 is 4 in every lane
-    assert [tr[21][2][(0, 4 + b)] for b in range(4)] == [bytes(n), bytes(n), bytes([4] * n),
-                                                         bytes(n)]
+    # n * 2^14: default 8 * 2^14 = 2^17 = 0x00020000, wide 16 * 2^14 = 2^18 = 0x00040000:
+    # byte 2 is 2 (default) or 4 (wide) in every lane, the other bytes 0
+    assert [tr[t + 5][2][(0, 4 + b)] for b in range(4)] == [bytes(n), bytes(n),
+                                                            bytes([byte2] * n), bytes(n)]
 
 
 def test_model_rejects_bad_use():

@@ -15,7 +15,8 @@ from tsp.config import TspConfig
 from tsp.isa import BY_NAME, decode, encode
 
 TINY = TspConfig.profile("tiny")          # 4 streams, 4 lanes
-DEFAULT = TspConfig.profile("default")    # 8 streams, 16 lanes
+DEFAULT = TspConfig.profile("default")    # 8 streams, 8 lanes
+WIDE = TspConfig.profile("wide")          # 8 streams, 16 lanes
 
 
 def E(i: int) -> int:
@@ -156,16 +157,21 @@ def test_bad_map_gives_zeros_and_error_distribute_replicates():
     assert writes_at(tr, 7) == {(0, 0): [6, 5, 8, 8]}
 
 
-def test_distribute_default_profile():
-    seq = Seq(DEFAULT, 5)
-    mp = [15, 15, 0, 200, 16, 3, 3, 3, 7, 6, 5, 4, 255, 1, 2, 8]
+@pytest.mark.parametrize("cfg, mp, expect", [
+    # lane i takes source lane mp[i] (source x = 100, 101, ..), 0 when mp[i] >= n
+    (DEFAULT, [7, 7, 0, 200, 8, 3, 3, 1], [107, 107, 100, 0, 0, 103, 103, 101]),
+    (WIDE, [15, 15, 0, 200, 16, 3, 3, 3, 7, 6, 5, 4, 255, 1, 2, 8],
+     [115, 115, 100, 0, 0, 103, 103, 103, 107, 106, 105, 104, 0, 101, 102, 108]),
+], ids=["default", "wide"])
+def test_distribute_profiles(cfg, mp, expect):
+    n = cfg.vec_bytes
+    seq = Seq(cfg, 5)
     seq.at(0, "SETMAP", m=E(7), slot=2).stream(0, E(7), mp)
-    seq.at(1, "DISTRIBUTE", s=W(5), d=E(6), slot=2).stream(1, W(5), list(range(100, 116)))
-    seq.at(2, "PERMUTE", s=W(5), d=E(6), slot=2).stream(2, W(5), list(range(100, 116)))
+    seq.at(1, "DISTRIBUTE", s=W(5), d=E(6), slot=2).stream(1, W(5), list(range(100, 100 + n)))
+    seq.at(2, "PERMUTE", s=W(5), d=E(6), slot=2).stream(2, W(5), list(range(100, 100 + n)))
     tr = run_both(seq)
-    assert writes_at(tr, 2) == {(0, 6): [115, 115, 100, 0, 0, 103, 103, 103, 107, 106, 105,
-                                         104, 0, 101, 102, 108]}
-    assert tr[2]["err"] == BAD_MAP and writes_at(tr, 3) == {(0, 6): [0] * 16}
+    assert writes_at(tr, 2) == {(0, 6): expect}
+    assert tr[2]["err"] == BAD_MAP and writes_at(tr, 3) == {(0, 6): [0] * n}
 
 
 def test_maps_persist_across_clear_and_clear_cancels_result():
@@ -204,17 +210,19 @@ def test_shift_tiny(k, expect):
     assert writes_at(tr, 1) == {(0, 0): expect}
 
 
-def test_shift_default_back_to_back():
-    seq = Seq(DEFAULT, 7)
-    x = list(range(1, 17))
-    for t, k in enumerate([5, -5, 15, -16, 16]):
+@pytest.mark.parametrize("cfg", [DEFAULT, WIDE], ids=["default", "wide"])
+def test_shift_back_to_back(cfg):
+    n = cfg.vec_bytes
+    seq = Seq(cfg, 7)
+    x = list(range(1, n + 1))
+    for t, k in enumerate([5, -5, n - 1, -n, n]):
         seq.at(t, "SHIFT", s=E(2), d=W(7), n=k).stream(t, E(2), x)
     tr = run_both(seq)
-    assert writes_at(tr, 1) == {(1, 7): [0] * 5 + x[:11]}
+    assert writes_at(tr, 1) == {(1, 7): [0] * 5 + x[:n - 5]}
     assert writes_at(tr, 2) == {(1, 7): x[5:] + [0] * 5}
-    assert writes_at(tr, 3) == {(1, 7): [0] * 15 + [1]}
-    assert writes_at(tr, 4) == {(1, 7): [0] * 16}
-    assert writes_at(tr, 5) == {(1, 7): [0] * 16}
+    assert writes_at(tr, 3) == {(1, 7): [0] * (n - 1) + [1]}
+    assert writes_at(tr, 4) == {(1, 7): [0] * n}
+    assert writes_at(tr, 5) == {(1, 7): [0] * n}
     assert [c["active"] for c in tr] == [False] + [True] * 5 + [False]
 
 
@@ -252,8 +260,23 @@ def test_transpose_tiny_one_4x4_block():
                                 (0, 3): [34, 50, 0, 0]}
 
 
-def test_transpose_default_two_8x8_blocks():
+def test_transpose_default_one_8x8_block():
+    # 8 streams, 8 lanes: m = 8, one block: destination a, lane c = source c, lane a = 16c + a
     seq = Seq(DEFAULT, 3)
+    for c in range(8):
+        seq.stream(0, W(c), [16 * c + lane for lane in range(8)])
+    seq.at(0, "TRANSPOSE", s=W(0), d=E(0))
+    tr = run_both(seq)
+    got = writes_at(tr, 1)
+    assert sorted(got) == [(0, a) for a in range(8)]
+    assert got[(0, 0)] == [0, 16, 32, 48, 64, 80, 96, 112]
+    assert got[(0, 7)] == [7, 23, 39, 55, 71, 87, 103, 119]
+    for a in range(8):
+        assert got[(0, a)] == [16 * c + a for c in range(8)]
+
+
+def test_transpose_wide_two_8x8_blocks():
+    seq = Seq(WIDE, 3)
     for c in range(8):
         seq.stream(0, W(c), [16 * c + lane for lane in range(16)])
     seq.at(0, "TRANSPOSE", s=W(0), d=E(0))
@@ -293,11 +316,12 @@ def test_back_to_back_every_cycle_tiny():
 
 
 ODD = TspConfig(lanes=12, streams=5, mem_slices=1, bank_depth=8, queue_depth=16, name="odd")
-WIDE = TspConfig(lanes=4, streams=11, mem_slices=1, bank_depth=8, queue_depth=16, name="wide")
+S11 = TspConfig(lanes=4, streams=11, mem_slices=1, bank_depth=8, queue_depth=16, name="s11")
 
 
 @pytest.mark.parametrize("cfg, cycles, seed", [(TINY, 300, 1), (DEFAULT, 120, 2), (ODD, 150, 3),
-                                               (WIDE, 150, 4)])
+                                               (S11, 150, 4), (WIDE, 120, 5)],
+                         ids=["tiny", "default", "odd", "s11", "wide"])
 def test_random_sequences_rtl_equals_model(cfg, cycles, seed):
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -362,4 +386,6 @@ def test_map_problem():
     assert "lane 3 holds 4" in msg and "0..3" in msg
     assert "expected 4" in map_problem(TINY, [0, 1, 2], False)
     assert "not a byte" in map_problem(TINY, [0, 1, 2, 256], False)
-    assert map_problem(DEFAULT, np.arange(16)[::-1], True) is None
+    assert map_problem(DEFAULT, np.arange(8)[::-1], True) is None
+    assert "expected 8" in map_problem(DEFAULT, np.arange(16)[::-1], True)
+    assert map_problem(WIDE, np.arange(16)[::-1], True) is None
