@@ -31,8 +31,12 @@ from tb.harness import (
     profile_from_env,
 )
 from tb.randprog import RandomProgram, random_program
+from tb.randunits import chain_program, random_unit_program, read_result
 from tsp.config import TspConfig
+from tsp.hostmap import ERR_BITS
 from tsp.isa import ISA_VERSION, encode, stream_operand
+
+BAD_MAP = 1 << ERR_BITS["BAD_MAP"]
 
 
 def _env_int(name: str, default: int) -> int:
@@ -66,6 +70,47 @@ def _describe(rp: RandomProgram, base: int, i: int) -> str:
 
 
 # ---- (a) random programs against the golden model ------------------------------------------
+async def compare_with_model(tb: TspTB, program, windows, trace: bool, where: str,
+                             expected_err: tuple[int, int, int] | None = None):
+    """Run `program` on the hardware and on the golden model; compare error flags (and with
+    `expected_err` = (flags, position, cycle) computed by the generator, or no flags), CYCLES
+    (also with the assembler's prediction), the stream trace (when `trace`) and the MEM
+    `windows` [(position, first word, count)]. Returns (model, model result, hw run)."""
+    cfg = tb.cfg
+    model, res = run_model(cfg, program.queues, program.data, trace)
+    await tb.load_program(program)
+    hw = await tb.run(trace=trace, timeout_cycles=20 * (res.cycles + 100))
+    got = (hw.err_flags, hw.err_position, hw.err_cycle) if hw.err_flags else (0, None, None)
+    mod = (res.err_flags, res.err_position, res.err_cycle) if res.err_flags else (0, None, None)
+    exp = expected_err or (0, None, None)
+    assert got == mod == exp, (
+        f"error (flags, position, cycle): hw={got} model={mod} expected={exp} "
+        f"(ERR_WHERE={hw.err_where:#x}); {where}")
+    assert hw.cycles == res.cycles, f"CYCLES hw={hw.cycles} model={res.cycles}; {where}"
+    pred = program.predicted_cycles
+    if pred is not None:
+        assert hw.cycles == pred, f"CYCLES hw={hw.cycles} predicted={pred}; {where}"
+    if trace:
+        div = res.trace.first_divergence(hw.east, hw.west)
+        if div is not None:
+            cyc, d, pos, s, exp_v, act = div
+            pname = cfg.positions[pos] if pos is not None else "?"
+            raise AssertionError(
+                f"stream trace diverges first at cycle {cyc}, {d}{s} at position {pos} "
+                f"({pname}): expected {None if exp_v is None else exp_v.tolist()}, got "
+                f"{None if act is None else act.tolist()}; {where}")
+    for pos, lo, n in windows:
+        got_m = await tb.read_mem(pos, lo, n)
+        exp_m = np.stack([np.asarray(model.read_mem(pos, lo + k), dtype=np.uint8)
+                          for k in range(n)])
+        if not np.array_equal(got_m, exp_m):
+            bad = int(np.argwhere((got_m != exp_m).any(axis=1))[0][0])
+            raise AssertionError(
+                f"MEM {cfg.positions[pos]} word {lo + bad}: expected "
+                f"{exp_m[bad].tolist()}, got {got_m[bad].tolist()}; {where}")
+    return model, res, hw
+
+
 @cocotb.test()
 async def random_programs(dut):
     """Random valid programs: final memories, CYCLES and (every N-th) the stream trace."""
@@ -80,38 +125,68 @@ async def random_programs(dut):
         seed = base * 100_003 + i
         rp = random_program(cfg, seed)
         trace = every > 0 and i % every == 0
-        model, res = run_model(cfg, rp.program.queues, rp.program.data, trace)
-        await tb.load_program(rp.program)
-        hw = await tb.run(trace=trace, timeout_cycles=20 * (res.cycles + 100))
-        where = _describe(rp, base, i)
-        assert hw.err_flags == 0 and res.err_flags == 0, (
-            f"error flags hw={hw.err_flags:#x} model={res.err_flags:#x} "
-            f"(ERR_WHERE={hw.err_where:#x}, ERR_CYCLE={hw.err_cycle}) for a valid {where}")
-        assert hw.cycles == res.cycles, f"CYCLES hw={hw.cycles} model={res.cycles}; {where}"
-        pred = rp.program.predicted_cycles
-        if pred is not None:
-            assert hw.cycles == pred, f"CYCLES hw={hw.cycles} predicted={pred}; {where}"
-        if trace:
-            div = res.trace.first_divergence(hw.east, hw.west)
-            if div is not None:
-                cyc, d, pos, s, exp, act = div
-                pname = cfg.positions[pos] if pos is not None else "?"
-                raise AssertionError(
-                    f"stream trace diverges first at cycle {cyc}, {d}{s} at position {pos} "
-                    f"({pname}): expected {None if exp is None else exp.tolist()}, got "
-                    f"{None if act is None else act.tolist()}; {where}")
-        for pos, lo, n in rp.windows:
-            got = await tb.read_mem(pos, lo, n)
-            exp = np.stack([np.asarray(model.read_mem(pos, lo + k), dtype=np.uint8)
-                            for k in range(n)])
-            if not np.array_equal(got, exp):
-                bad = int(np.argwhere((got != exp).any(axis=1))[0][0])
-                raise AssertionError(
-                    f"MEM {cfg.positions[pos]} word {lo + bad}: expected "
-                    f"{exp[bad].tolist()}, got {got[bad].tolist()}; {where}")
+        _, _, hw = await compare_with_model(tb, rp.program, rp.windows, trace,
+                                            _describe(rp, base, i))
         total_cycles += hw.cycles
     dt = time.monotonic() - t0
     dut._log.info("TSP_STATS programs=%d cycles=%d seconds=%.2f", count, total_cycles, dt)
+
+
+@cocotb.test()
+async def unit_programs(dut):
+    """Random MXM/SXM programs (tb/randunits.py): memories, CYCLES, error flags (BAD_MAP
+    where the generator put a non-bijective PERMUTE map) and every N-th stream trace equal the
+    golden model's; every unit instruction is covered by the run."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    count = _env_int("TSP_PROGRAMS", 4)
+    base = _env_int("TSP_SEED", 1)
+    every = _env_int("TSP_TRACE_EVERY", 4)
+    t0 = time.monotonic()
+    total_cycles = 0
+    covered: set[str] = set()
+    for i in range(count):
+        seed = base * 100_003 + i
+        up = random_unit_program(cfg, seed)
+        where = (f"unit program {i} of TSP_SEED={base}: tb.randunits.random_unit_program(cfg, "
+                 f"seed={seed})\n{up.listing()}")
+        err = None if up.bad_map is None else (BAD_MAP, up.bad_map[1], up.bad_map[0])
+        trace = every > 0 and i % every == 0
+        _, _, hw = await compare_with_model(tb, up.program, up.windows, trace, where, err)
+        total_cycles += hw.cycles
+        covered |= up.covered
+    wanted = {"LW", "IW", "ABC0", "ABC1", "ACC", "SHIFT", "SETMAP", "PERMUTE_OK",
+              "PERMUTE_BAD", "DISTRIBUTE", "ROTATE", "TRANSPOSE"}
+    if count >= 20:
+        assert wanted <= covered, (f"{count} unit programs of TSP_SEED={base} did not cover "
+                                   f"{sorted(wanted - covered)}")
+    dt = time.monotonic() - t0
+    dut._log.info("TSP_STATS unit programs=%d cycles=%d seconds=%.2f covered=%s", count,
+                  total_cycles, dt, ",".join(sorted(covered)))
+
+
+@cocotb.test()
+async def chain(dut):
+    """MEM -> SXM -> MXM -> MEM on both hemispheres (tb.randunits.chain_program): the int32
+    results read back through the host port equal np.matmul of the int8 inputs (an
+    independent reference), and memories, CYCLES and the stream trace equal the golden
+    model's."""
+    tb = await _new_tb(dut)
+    cfg = tb.cfg
+    seed = _env_int("TSP_SEED", 1)
+    cp = chain_program(cfg, seed)
+    where = (f"tb.randunits.chain_program(cfg, seed={seed})\n{cp.program.listing()}")
+    await compare_with_model(tb, cp.program, cp.windows, True, where)
+    words: dict[tuple[int, int], np.ndarray] = {}
+    for pos, lo, n in cp.windows:
+        for k, w in enumerate(await tb.read_mem(pos, lo, n)):
+            words[(pos, lo + k)] = w
+    for name, exp in cp.expected.items():
+        got = read_result(cfg, cp.outputs[name], lambda p, a: words[(p, a)])
+        if not np.array_equal(got, exp):
+            r, j = (int(v) for v in np.argwhere(got != exp)[0])
+            raise AssertionError(f"{name}[{r}][{j}] = {got[r][j]}, numpy expects {exp[r][j]} "
+                                 f"(inputs {', '.join(cp.inputs)}); {where}")
 
 
 # ---- (b) host port -------------------------------------------------------------------------

@@ -25,6 +25,8 @@ PROFILES = ("tiny", "default")
 # about 0.7 s (tiny) and 3 s (default); Verilator about 0.15 s and 2 s after its build.
 PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
         ("verilator", "tiny"): 80, ("verilator", "default"): 40}
+# Random MXM/SXM programs (tb/randunits.py) per simulator, on the profiles that have units.
+UNIT_PLAN = {"icarus": 40, "verilator": 40}
 HOST_TESTS = ["csr_identity", "unmapped_decerr", "write_errors_slverr", "busy_slverr",
               "error_flags"]
 VERILATOR_MIN = (5, 36)
@@ -236,3 +238,45 @@ def test_random_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, 
     dt = time.monotonic() - t0
     print(f"\n{sim}/{profile}: {count} random programs (TSP_SEED={base}) in {dt:.1f}s "
           f"({count / dt:.2f} programs/s)")
+
+
+def _units_profiles() -> list[str]:
+    from tsp.config import TspConfig
+    return [p for p in PROFILES if {"mxm", "sxm"} & set(TspConfig.profile(p).units)]
+
+
+def _seed(config: pytest.Config) -> int:
+    seed = config.getoption("--seed")
+    return int(os.environ.get("TSP_SEED", "1") or 1) if seed is None else seed
+
+
+@pytest.mark.parametrize("profile", _units_profiles())
+@pytest.mark.parametrize("sim", SIMS)
+def test_unit_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
+                       profile: str) -> None:
+    """Random MXM/SXM programs: memories, CYCLES, error flags (BAD_MAP) and stream traces
+    equal the golden model's; every MXM and SXM instruction is covered."""
+    _check_selected(request, sim, profile)
+    cfg = request.config
+    count = cfg.getoption("--programs") or int(os.environ.get("TSP_PROGRAMS", "0") or 0) \
+        or UNIT_PLAN[sim]
+    base = _seed(cfg) * 10 + SIMS.index(sim) * 2 + PROFILES.index(profile)
+    env = {"TSP_PROGRAMS": str(count), "TSP_SEED": str(base),
+           "TSP_TRACE_EVERY": os.environ.get("TSP_TRACE_EVERY", "4")}
+    t0 = time.monotonic()
+    run_cocotb(sim_builds, sim, profile, ["unit_programs"], env, "units")
+    dt = time.monotonic() - t0
+    print(f"\n{sim}/{profile}: {count} unit programs (TSP_SEED={base}) in {dt:.1f}s")
+
+
+@pytest.mark.parametrize("profile", _units_profiles())
+@pytest.mark.parametrize("sim", SIMS)
+def test_chain(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
+               profile: str) -> None:
+    """MEM -> SXM -> MXM (-> VXM) -> MEM on both hemispheres: results equal an independent
+    numpy computation and the golden model (memories, CYCLES)."""
+    _check_selected(request, sim, profile)
+    env = {"TSP_SEED": str(_seed(request.config))}
+    t0 = time.monotonic()
+    run_cocotb(sim_builds, sim, profile, ["chain"], env, "chain")
+    print(f"\n{sim}/{profile}: chain test in {time.monotonic() - t0:.1f}s")
