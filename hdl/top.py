@@ -32,11 +32,12 @@ from .mem import MemSlice
 from .mxm import Mxm
 from .streams import StreamFabric, flatten_direction
 from .sxm import Sxm
+from .vxm import Vxm
 
 __all__ = ["CSR", "ERR_BITS", "ID_VALUE", "UNIT_CLASSES", "TspTop"]
 
 # Compute units with the unit-contract ports (docs/units.md section 1), by unit kind.
-UNIT_CLASSES = {"mxm": Mxm, "sxm": Sxm}
+UNIT_CLASSES = {"mxm": Mxm, "sxm": Sxm, "vxm": Vxm}
 
 
 def _log2(x: int) -> int:

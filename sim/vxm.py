@@ -85,8 +85,8 @@ def sat(v: int, w: int) -> int:
 
 
 def srdhm(x: int, y: int) -> int:
-    """SaturatingRoundingDoublingHighMul(x, y) of two int32 values (gemmlowp): round(x*y/2^31)
-    with ties away from zero, and 2^31 - 1 for x = y = -2^31."""
+    """SaturatingRoundingDoublingHighMul(x, y) of two int32 values (gemmlowp): x*y/2^31 rounded
+    to nearest with ties toward +infinity, and 2^31 - 1 for x = y = -2^31."""
     x = _int32(x, "x", "srdhm")
     y = _int32(y, "y", "srdhm")
     if x == y == INT32_MIN:
@@ -191,9 +191,9 @@ def func(fn: int | str, x: int) -> int:
 
 
 def requantize(x: int, m: int, s: int, z: int) -> int:
-    """The section 3 requantisation chain on one int32: SAT_i8(ADD_i32(RDIVPOT(SRDHM(x, m), s),
-    z)) (note the zero-point ADD wraps at int32, as the spec's program does)."""
-    return sat(wrap(rdivpot(srdhm(x, m), s) + _int32(z, "z", "requantize"), 32), 8)
+    """The section 3 requantisation chain on one int32: SAT_i8(ADDS_i32(RDIVPOT(SRDHM(x, m),
+    s), z))."""
+    return sat(sat(rdivpot(srdhm(x, m), s) + _int32(z, "z", "requantize"), 32), 8)
 
 
 def quantize_multiplier(M: float) -> tuple[int, int]:

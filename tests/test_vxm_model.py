@@ -394,7 +394,7 @@ def requant_program(r: Run, m: int, s: int, z: int) -> int:
     r.at(t, "VCONST", c=2, imm=z)
     cfg_stage(r, t + 1, 0, "SRDHM", I32, R2, R0, C0)
     cfg_stage(r, t + 2, 1, "RDIVPOT", I32, R2, R2, C1)
-    cfg_stage(r, t + 3, 2, "ADD", I32, R2, R2, C2)
+    cfg_stage(r, t + 3, 2, "ADDS", I32, R2, R2, C2)
     cfg_stage(r, t + 4, 3, "SAT", I8, R2, R2, ZERO)
     return t + 5
 
@@ -450,10 +450,12 @@ def test_requantisation_double_rounding_example():
     assert requantize(5, 3 * 2 ** 29, 3, 0) == 1
 
 
-def test_requantize_zero_point_add_wraps():
-    """The spec's chain uses ADD (wrapping) for the zero point: with M ~ 1 (s = 0), x = 2^31 - 1
-    and z = 127, SRDHM gives 2^31 - 2 and + 127 wraps to a large negative, saturating to -128."""
-    assert requantize(IMAX, IMAX, 0, 127) == -128
+def test_requantize_zero_point_add_saturates():
+    """The spec's chain uses ADDS (saturating) for the zero point: with M ~ 1 (s = 0),
+    x = 2^31 - 1 and z = 127, SRDHM gives 2^31 - 2, + 127 saturates to 2^31 - 1 (a wrapping ADD
+    would give a large negative and -128), and SAT i8 gives 127."""
+    assert srdhm(IMAX, IMAX) == IMAX - 1
+    assert requantize(IMAX, IMAX, 0, 127) == 127
 
 
 def test_quantize_multiplier():
