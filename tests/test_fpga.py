@@ -1,22 +1,25 @@
 # Tests of the FPGA flow: UART rx/tx and the UART-to-AXI4-Lite bridge in the Amaranth simulator
 # (against a small AXI4-Lite register-file stand-in defined here), the report parsers, and a
-# Yosys synth-only run of the real design for the ECP5 board (block RAM mapping).
+# Yosys synth-only run of the real design for the ECP5 board (block RAM and DSP mapping), and the
+# DSP budget (multipliers of chosen unit positions mapped to LUTs).
+import functools
 import gc
 import json
+import operator
 import os
 import time
 import warnings
 from pathlib import Path
 
 import pytest
-from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.hdl import Elaboratable, Module, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from fpga import report as rpt
 from fpga.bridge import AxiLiteBridge, BridgeClient, BridgeError, UartAxiBridge
-from fpga.build import build
+from fpga.build import Multiplier, build, find_multipliers, plan_dsp
 from fpga.uart import UartRx, UartTx, uart_divisor
 from hdl.axil import AxiLiteSignature
 from tsp.config import TspConfig
@@ -381,11 +384,14 @@ def test_bridge_client_frames_and_errors():
 # ---- report parsers -----------------------------------------------------------------------------
 
 def test_expected_mem_dp16kd():
-    # default: 16 banks of 512 x 128 bits; a DP16KD is 512 x 36 at most that deep -> 4 per bank
+    # default (8 lanes): 16 banks of 512 x 64 bits; a DP16KD is 512 x 36 at most that deep
+    # -> 2 per bank
     exp = rpt.expected_mem_dp16kd(TspConfig.profile("default"))
-    assert (exp["banks"], exp["blocks_per_bank"], exp["min_blocks"]) == (16, 4, 64)
-    assert exp["bits_lower_bound"] == 57          # 16 * 512 * 128 / 18432 = 56.9
+    assert (exp["banks"], exp["blocks_per_bank"], exp["min_blocks"]) == (16, 2, 32)
+    assert exp["bits_lower_bound"] == 29          # 16 * 512 * 64 / 18432 = 28.4
     assert exp["imem_max_blocks"] == 13           # 256 x 32 fits one 512 x 36 block
+    # wide (16 lanes): 16 banks of 512 x 128 bits -> 4 per bank
+    assert rpt.expected_mem_dp16kd(TspConfig.profile("wide"))["min_blocks"] == 64
     # tiny: 8 banks of 64 x 32 bits -> 1 block each
     assert rpt.expected_mem_dp16kd(TspConfig.profile("tiny"))["min_blocks"] == 8
 
@@ -464,6 +470,123 @@ def test_synth_only_report_counts_carry_luts():
     assert report["resources"]["MULT18X18D"]["total"] is None
 
 
+# ---- DSP budget ---------------------------------------------------------------------------------
+
+def test_find_multipliers_in_rtlil():
+    rtlil = """module \\top.tsp.mxm_w
+  wire width 8 \\a
+  cell $mul $12
+    parameter \\A_SIGNED 1
+    parameter \\A_WIDTH 8
+    parameter \\B_SIGNED 1
+    parameter \\B_WIDTH 8
+    parameter \\Y_WIDTH 16
+    connect \\A \\a
+  end
+  cell $add $13
+    parameter \\A_WIDTH 16
+  end
+end
+module \\top.tsp.vxm
+  cell $mul $7
+    parameter \\A_WIDTH 32
+    parameter \\B_WIDTH 20
+  end
+end
+"""
+    muls = find_multipliers(rtlil)
+    assert muls == [Multiplier("top.tsp.mxm_w", "$12", 8, 8), Multiplier("top.tsp.vxm", "$7", 32, 20)]
+    # 18-bit pieces: 8x8 -> 1 block; 32x20 -> 2 x 2 blocks
+    assert [m.dsps for m in muls] == [1, 4]
+
+
+def _muls(module: str, n: int, width: int) -> list[Multiplier]:
+    return [Multiplier(module, f"${i}", width, width) for i in range(n)]
+
+
+def test_plan_dsp_default_with_vxm():
+    # the default profile with the VXM: two MXMs of 8 x 8 MACs (64 each, one DSP each) and a
+    # 32 x 32 multiplier per lane (2 x 2 DSPs each, 32 in all): 160 > 156
+    mxm = _muls("t.tsp.mxm_w", 64, 8) + _muls("t.tsp.mxm_e", 64, 8)
+    vxm = _muls("t.tsp.vxm", 8, 32)
+    plan = plan_dsp(mxm + vxm, 156)
+    # 4 DSPs too many: four 8x8 MACs (64 partial-product bits per DSP saved, against 256 for a
+    # 32x32) go to LUTs, the first four by module and cell name
+    assert plan.estimate == 156
+    assert [(m.module, m.cell) for m in plan.soft] == [("t.tsp.mxm_e", f"${i}") for i in
+                                                       ("0", "1", "10", "11")]
+    assert plan.yosys_commands() == [
+        "booth t.tsp.mxm_e/$0 t.tsp.mxm_e/$1 t.tsp.mxm_e/$10 t.tsp.mxm_e/$11"]
+    assert plan_dsp(mxm, 156).soft == () and plan_dsp(mxm, 156).yosys_commands() == []
+    # a unit chosen by name goes to LUTs entirely (submodules too), whatever the budget
+    plan = plan_dsp(mxm + _muls("t.tsp.vxm.alu", 8, 32), 156, ["t.tsp.vxm"])
+    assert plan.estimate == 128 and len(plan.soft) == 8
+    assert plan.as_dict()["soft_multipliers"] == {"t.tsp.vxm.alu": 8}
+    # wide (16 lanes): two MXMs of 256 MACs: 512 - 156 = 356 of them go to LUTs
+    wide = _muls("t.tsp.mxm_w", 256, 8) + _muls("t.tsp.mxm_e", 256, 8)
+    assert len(plan_dsp(wide, 156).soft) == 356
+
+
+class _Multiplier(Elaboratable):
+    """`n` registered a x b products of `width`-bit unsigned operands, XOR-reduced into `out`."""
+
+    def __init__(self, width: int, n: int):
+        self.a = Signal(width)
+        self.b = Signal(width)
+        self.out = Signal()
+        self.width, self.n = width, n
+
+    def elaborate(self, platform):
+        m = Module()
+        bits = []
+        for i in range(self.n):
+            a = Signal(unsigned(self.width), name=f"a{i}")
+            b = Signal(unsigned(self.width), name=f"b{i}")
+            p = Signal(2 * self.width, name=f"p{i}")
+            m.d.sync += [a.eq(self.a.rotate_left(i)), b.eq(self.b.rotate_right(i)), p.eq(a * b)]
+            bits.append(p.xor())
+        m.d.sync += self.out.eq(functools.reduce(operator.xor, bits))
+        return m
+
+
+class _MulCore(wiring.Component):
+    """Stand-in TSP with multipliers at the positions MXM_W (two 8x8) and VXM (two 32x32)."""
+
+    s_axil: In(AxiLiteSignature(32, 32))
+    irq_done: Out(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.regs = regs = AxiLiteRegs()
+        wiring.connect(m, wiring.flipped(self.s_axil), regs.s_axil)
+        m.submodules.mxm_w = mxm = _Multiplier(8, 2)
+        m.submodules.vxm = vxm = _Multiplier(32, 2)
+        m.d.sync += [mxm.a.eq(self.s_axil.wdata), mxm.b.eq(self.s_axil.awaddr),
+                     vxm.a.eq(self.s_axil.wdata), vxm.b.eq(self.s_axil.awaddr)]
+        m.d.comb += self.irq_done.eq(mxm.out ^ vxm.out)
+        return m
+
+
+def test_dsp_plan_in_synthesis(tmp_path):
+    """The plan's `booth` commands keep the chosen multipliers out of MULT18X18D."""
+    def run(tag, **kw):
+        report = build("tiny", "ulx3s-85f", synth_only=True, out=tmp_path / tag,
+                       report_dir=tmp_path / "r", core=_MulCore(), quiet=True, **kw)
+        return report["resources"]["MULT18X18D"]["used"], report["resources"]["LUT4"]["used"]
+    # all in DSPs: 2 x (8x8: 1 DSP) + 2 x (32x32 unsigned: 2 x 2 pieces of at most 18x18)
+    hard, hard_luts = run("hard")
+    assert hard == 2 * 1 + 2 * 4
+    # MXM_W by name (its two 8x8 to LUTs), then a budget of 4: the two 32x32 need 8, so one of
+    # them goes to LUTs as well
+    soft, soft_luts = run("soft", soft_mul=["MXM_W"], dsp_budget=4)
+    assert soft == 4
+    # a 32x32 multiplier in LUTs is well over 1000 LUT4 (about 2.9k measured, docs/fpga.md)
+    assert soft_luts - hard_luts > 1000, (hard_luts, soft_luts)
+    with pytest.raises(ValueError, match="unknown position 'XYZ'"):
+        build("tiny", "ulx3s-85f", synth_only=True, out=tmp_path / "x", quiet=True,
+              soft_mul=["XYZ"])
+
+
 # ---- synthesis ----------------------------------------------------------------------------------
 
 class _StandInCore(wiring.Component):
@@ -492,14 +615,16 @@ def test_board_flow_synth_only_standin(tmp_path):
     assert report["resources"]["DP16KD"]["used"] == 0
 
 
-# CI synthesises the real target, the default profile (about 5 minutes of Yosys time, see
-# docs/fpga.md); TSP_FPGA_SYNTH_PROFILE=tiny is a quicker check while developing.
+# CI synthesises the real target, the default profile (about 4.6 minutes of Yosys time on an
+# otherwise idle core, 14 minutes on a loaded shared machine, see docs/fpga.md);
+# TSP_FPGA_SYNTH_PROFILE=tiny is a quicker check while developing.
 SYNTH_PROFILE = os.environ.get("TSP_FPGA_SYNTH_PROFILE", "default")
 
 
 def test_synth_only_real_design(tmp_path):
     """Yosys synth_ecp5 of the real TspTop (profile TSP_FPGA_SYNTH_PROFILE, default 'default'):
-    it finishes, the MEM banks map to DP16KD block RAM and the logic fits the LFE5U-85F."""
+    it finishes, the MEM banks map to DP16KD block RAM, every MXM MAC to one MULT18X18D, and
+    the logic fits the LFE5U-85F."""
     cfg = TspConfig.profile(SYNTH_PROFILE)
     t0 = time.monotonic()
     report = build(SYNTH_PROFILE, "ulx3s-85f", synth_only=True, out=tmp_path / "fpga",
@@ -514,5 +639,16 @@ def test_synth_only_real_design(tmp_path):
     # reaches a pin through the host port: none may be optimised away
     assert report["resources"]["TRELLIS_FF"]["used"] >= 2 * cfg.num_positions * cfg.streams * (
         cfg.vec_bits)
-    lut = report["resources"]["LUT4"]
-    assert lut["used"] <= lut["total"], f"{SYNTH_PROFILE} does not fit the device: {lut}"
+    # every MXM MAC (lanes x lanes per MXM, 8x8 bits) in one MULT18X18D, none in LUTs, as
+    # long as the profile's MXMs fit the device's DSPs
+    mxms = sum(1 for i in range(cfg.num_positions) if cfg.unit_kind(i) == "mxm") \
+        if "mxm" in cfg.units else 0
+    macs = mxms * cfg.vec_bytes ** 2
+    dsp = report["resources"]["MULT18X18D"]
+    # a VXM adds a 32x32 multiplier per lane (2 x 2 DSPs each); what exceeds the device goes
+    # to LUTs (the DSP plan), so the count is capped at the device's
+    vxm = 4 * cfg.vec_bytes if "vxm" in cfg.units else 0
+    assert dsp["used"] == min(macs + vxm, dsp["total"]), (dsp, macs, vxm)
+    for res in ("LUT4", "TRELLIS_FF"):
+        r = report["resources"][res]
+        assert r["used"] <= r["total"], f"{SYNTH_PROFILE} does not fit the device: {res} {r}"
