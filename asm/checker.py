@@ -607,9 +607,12 @@ class _Checker:
             if op is None:
                 return (f"operation code op={code} is undefined (tsp/vxm.py ALU_OPS: "
                         f"{', '.join(f'{o.code} {o.name}' for o in vxm.ALU_OPS)})")
-            if op.first_only and k != 0:
-                return (f"{op.name} at stage k={k}: {op.name} needs the multiplier, which only "
-                        f"stage 0 has")
+            kind = self.cfg.vxm_stages[k]
+            if not op.runs_on(kind):
+                return (f"{op.name} at stage k={k}: stage {k} is a {vxm.STAGE_KINDS[kind]} "
+                        f"stage ({kind}; profile {self.cfg.name!r} has vxm_stages = "
+                        f"{self.cfg.vxm_stages!r}) and {op.name} needs a "
+                        f"{' or '.join(vxm.STAGE_KINDS[c] for c in op.kinds)} stage")
             if vals["type"] == vxm.TYPE_NONE:
                 return f"type=3 is not a stage type ({types})"
         if name in ("VCFG", "VFUNC"):

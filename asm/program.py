@@ -35,6 +35,7 @@ SYMBOLS: dict[tuple[str, str], dict[str, int]] = {
     ("VRUN", "ta"): _TYPES,
     ("VRUN", "tb"): {**_TYPES, "none": vxm.TYPE_NONE},
     ("VRUN", "td"): _TYPES,
+    ("VRUN", "sat"): {"wrap": 0, "sat": 1},
 }
 _NAME_OF = {key: {code: name for name, code in table.items()} for key, table in SYMBOLS.items()}
 
@@ -174,7 +175,7 @@ class Program:
             "isa_version": isa.ISA_VERSION,
             "config": {**{k: getattr(cfg, k) for k in ("lanes", "superlanes", "streams",
                                                         "mem_slices", "bank_depth",
-                                                        "queue_depth", "vxm_alus")},
+                                                        "queue_depth", "vxm_stages")},
                        "units": list(cfg.units)},
             "predicted_cycles": self.predicted_cycles,
             "queues": {cfg.positions[p]: list(self.queues[p]) for p in sorted(self.queues)},

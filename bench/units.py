@@ -154,7 +154,8 @@ def sxm_stream(cfg: TspConfig, count: int, seed: int = 2):
 
 def vxm_requant(cfg: TspConfig, count: int, seed: int = 3):
     """`count` int32 vectors (byte planes in MEM_W3..MEM_W0, SG4 on E0..E3) requantised to int8
-    by the VXM in one pass (SRDHM, RDIVPOT, ADDS zero point, SAT i8: docs/vxm.md section 3), one
+    by the VXM in one pass (SRDHM, RDIVPOT, ADDS zero point, saturating VRUN result: docs/vxm.md
+    section 3), one
     vector per cycle (REPEAT), written by MEM_E0 from E4. Returns (program, int32 inputs,
     (multiplier, shift, zero point), streaming window)."""
     n = cfg.vec_bytes
@@ -168,9 +169,18 @@ def vxm_requant(cfg: TspConfig, count: int, seed: int = 3):
     for i, (c, imm) in enumerate([(0, m & 0xFFFF), (1, shift), (2, zp)]):
         tb.at(i, vxm, "VCONST", c, imm)
     tb.at(3, vxm, "VCONSTH", 0, m >> 16)
-    for k, (op, x, y, ty) in enumerate([(19, 0, 3, 2), (20, 2, 4, 2), (13, 2, 5, 2),
-                                        (18, 2, 7, 0)]):
-        tb.at(4 + k, vxm, "VCFG", k, op, ty, 2, x, y)     # SRDHM, RDIVPOT, ADDS, SAT i8
+    # stages by kind (vxm_stages): SRDHM on the first M stage, RDIVPOT on the first S stage
+    # after it, ADDS (zero point) on the first G stage after that; int8 by VRUN's saturation
+    kinds = cfg.vxm_stages
+    try:
+        km = kinds.index("M")
+        ks = kinds.index("S", km + 1)
+        kg = kinds.index("G", ks + 1)
+    except ValueError:
+        raise ValueError(f"vxm_stages {kinds!r} has no M, S, G sequence for requantisation")
+    for i, (k, op, x, y) in enumerate([(km, "SRDHM", "r0", "c0"), (ks, "RDIVPOT", "r2", "c1"),
+                                       (kg, "ADDS", "r2", "c2")]):
+        tb.at(4 + i, vxm, "VCFG", k, op, "i32", "r2", x, y)
     t0 = 12
     for b, p in enumerate(planes):
         c = t0 - 2 - abs(vxm - p)
@@ -180,7 +190,7 @@ def vxm_requant(cfg: TspConfig, count: int, seed: int = 3):
         tb.at(c, p, "READ", 0, f"E{b}")
         for k in range(count):
             tb.data(p, k, bytes(((acc[k] >> (8 * b)) & 0xFF).astype(np.uint8)))
-    tb.at(t0, vxm, "VRUN", "E0", 2, "E0", 3, "E4", 0)
+    tb.at(t0, vxm, "VRUN", "E0", "i32", "E0", "none", "E4", "i8", "sat")
     tb.at(t0 + 1, vxm, "REPEAT", count - 1, 1)
     from tsp.isa import BY_NAME, dfunc_of
     w = t0 + dfunc_of(BY_NAME["VRUN"], cfg) + abs(out - vxm)
@@ -325,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         vxm = {"vectors": count, "window": [f0, f1], "alu_stages": cfg.vxm_alus,
                "vectors_per_cycle": count / (f1 - f0 + 1),
                "lane_results_per_cycle": count * n / (f1 - f0 + 1),
-               "alu_ops_per_cycle": count * n * 4 / (f1 - f0 + 1),
+               "alu_ops_per_cycle": count * n * 3 / (f1 - f0 + 1),
                "cycles_predicted": prog.predicted_cycles, "cycles_model": res.cycles}
         if not args.no_rtl:
             csr, vecs, _ = run_rtl(prog, [(out_p, k) for k in range(count)])
@@ -350,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({sxm['bytes_per_cycle']:.0f} bytes/cycle) over {count} vectors")
     if "vxm" in report:
         v = report["vxm"]
-        print(f"  VXM requantisation (4 ALU ops per lane): {v['vectors_per_cycle']:.2f} "
+        print(f"  VXM requantisation (3 ALU ops + saturation per lane): "
+              f"{v['vectors_per_cycle']:.2f} "
               f"vectors/cycle, {v['alu_ops_per_cycle']:.0f} ALU ops/cycle over {v['vectors']} "
               f"vectors")
     print(f"saved {path}")

@@ -21,6 +21,7 @@ from tsp.vxm import (
     EXP_TABLE,
     FUNC_BY_NAME,
     RSQRT_TABLE,
+    STAGE_KINDS,
     TANH_TABLE,
     TYPE_NONE,
     TYPES,
@@ -328,8 +329,11 @@ def stage_problem(config: TspConfig, k: int, op: int, type_code: int, dst: int, 
         return f"stage k = {k} does not exist (vxm_alus = {A}: 0..{A - 1})"
     if op not in ALU_BY_CODE:
         return f"operation code {op} is not an ALU operation (tsp/vxm.py ALU_OPS)"
-    if ALU_BY_CODE[op].first_only and k != 0:
-        return f"{ALU_BY_CODE[op].name} needs the multiplier, which only stage 0 has"
+    kind = config.vxm_stages[k]
+    if not ALU_BY_CODE[op].runs_on(kind):
+        o = ALU_BY_CODE[op]
+        return (f"{o.name} runs on {'/'.join(o.kinds)} stages, but stage k = {k} is "
+                f"{kind} ({STAGE_KINDS[kind]}; vxm_stages = {config.vxm_stages!r})")
     if type_code not in TYPES:
         return f"type {type_code} is not i8/i16/i32"
     if dst not in (0, 1, 2):
@@ -341,12 +345,13 @@ def stage_problem(config: TspConfig, k: int, op: int, type_code: int, dst: int, 
 
 # ---- the unit ----------------------------------------------------------------------------
 class _Vector:
-    """One VRUN in flight: read at t0, registers regs[3][lanes] (int64), result to (d, td)."""
+    """One VRUN in flight: read at t0, registers regs[3][lanes] (int64), result to (d, td),
+    saturated to td if `sat`."""
 
-    __slots__ = ("d", "regs", "t0", "td")
+    __slots__ = ("d", "regs", "sat", "t0", "td")
 
-    def __init__(self, t0: int, regs: np.ndarray, d: int, td: int):
-        self.t0, self.regs, self.d, self.td = t0, regs, d, td
+    def __init__(self, t0: int, regs: np.ndarray, d: int, td: int, sat: int = 0):
+        self.t0, self.regs, self.d, self.td, self.sat = t0, regs, d, td, sat
 
 
 class VxmModel:
@@ -456,7 +461,8 @@ class VxmModel:
                 a = self._group(east, west, f["a"], f["ta"])
                 b = self._group(east, west, f["b"], f["tb"]) if f["tb"] != TYPE_NONE \
                     else np.zeros(self.n, dtype=np.int64)
-                self._flight.append(_Vector(t, np.stack([a, b, a.copy()]), f["d"], f["td"]))
+                self._flight.append(_Vector(t, np.stack([a, b, a.copy()]), f["d"], f["td"],
+                                             f.get("sat", 0)))
             else:                                # VLOADC: in effect from t + 1
                 self._pending.append((t, "load", (f["c"], self._group(east, west, f["s"],
                                                                       f["t"]))))
@@ -507,9 +513,14 @@ class VxmModel:
         return _wrap_v(v, 8 * nbytes)
 
     def _result(self, v: _Vector) -> list:
-        """The low bytes of r2 (type td) as stream loads; streams past the last are skipped."""
+        """r2 converted to type td (low bytes, saturated first if v.sat) as stream loads;
+        streams past the last are skipped."""
         nbytes = TYPES[v.td][1] // 8
-        r2 = v.regs[2] & 0xFFFFFFFF
+        r2 = v.regs[2]
+        if v.sat:
+            lim = 1 << (8 * nbytes - 1)
+            r2 = np.clip(r2, -lim, lim - 1)
+        r2 = r2 & 0xFFFFFFFF
         first, direction = v.d & 31, v.d >> 5 & 1
         return [(direction, first + b, ((r2 >> (8 * b)) & 0xFF).astype(np.uint8))
                 for b in range(nbytes) if first + b < self.config.streams]

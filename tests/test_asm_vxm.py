@@ -2,11 +2,13 @@
 # text and the Builder, encodings against bit positions worked out by hand from the field order of
 # tsp/isa.py, the symbolic disassembly, every VXM rejection (file:line and cycle), stream timing
 # of VLOADC / VRUN (SG2/SG4 groups, tb = none) and the Done-rule cycle count with VRUNs.
+# Stage kinds: the default profile's vxm_stages is "GMSG" (0 general, 1 multiplier, 2 shifter,
+# 3 general); every VCFG that should assemble puts its operation on a stage of the right kind.
 #
 # Default profile (8 lanes, 8 streams) positions: 0 MXM_W, 1 SXM_W, 2 MEM_W3, 3 MEM_W2, 4 MEM_W1,
 # 5 MEM_W0, 6 VXM, 7 MEM_E0, 8 MEM_E1, 9 MEM_E2, 10 MEM_E3, 11 SXM_E, 12 MXM_E. READ: a value on
 # its stream at its own position at u + 2, one position further per cycle. VRUN / VLOADC read at
-# issue (dskew 0); VRUN's result is on its streams at the VXM at t + vxm_alus + 4.
+# issue (dskew 0); VRUN's result is on its streams at the VXM at t + len(vxm_stages) + 4.
 from __future__ import annotations
 
 import json
@@ -61,17 +63,18 @@ def vxm_word(text: str, config: TspConfig = CFG) -> int:
 # VFUNC 17: fn [7:6], dst [9:8], x [11:10]
 # VCONST 18: c [7:6], imm [27:8] (20-bit two's complement); VCONSTH 19: c [7:6], imm [23:8]
 # VLOADC 20: c [7:6], s [13:8], t [15:14]
-# VRUN 21: a [11:6], ta [13:12], b [19:14], tb [21:20], d [27:22], td [29:28]
+# VRUN 21: a [11:6] (6), ta [13:12] (2), b [19:14] (6), tb [21:20] (2), d [27:22] (6),
+#          td [29:28] (2), sat [30] (1): 6 + 6 + 2 + 6 + 2 + 6 + 2 = 30, so sat is bit 30
 # Streams: bit 5 direction (W = 1), bits 4:0 index. SRDHM = 19, SAT = 18, i8 0, i32 2, none 3,
-# r0 0, r2 2, c0 = 3 and zero = 7 as y; EXP = 1.
+# r0 0, r2 2, c0 = 3 and zero = 7 as y; EXP = 1; wrap = 0, sat = 1.
 
 ENCODINGS = [
-    ("VCFG 0, SRDHM, i32, r2, r0, c0",
-     16 | 0 << 6 | 19 << 9 | 2 << 14 | 2 << 16 | 0 << 18 | 3 << 20),
+    ("VCFG 1, SRDHM, i32, r2, r0, c0",
+     16 | 1 << 6 | 19 << 9 | 2 << 14 | 2 << 16 | 0 << 18 | 3 << 20),
     ("VCFG 3, SAT, i8, r2, r2, zero",
      16 | 3 << 6 | 18 << 9 | 0 << 14 | 2 << 16 | 2 << 18 | 7 << 20),
-    ("VCFG 1, RDIVPOT, i16, r1, r2, c3",
-     16 | 1 << 6 | 20 << 9 | 1 << 14 | 1 << 16 | 2 << 18 | 6 << 20),
+    ("VCFG 2, RDIVPOT, i16, r1, r2, c3",
+     16 | 2 << 6 | 20 << 9 | 1 << 14 | 1 << 16 | 2 << 18 | 6 << 20),
     ("VFUNC EXP, r2, r2", 17 | 1 << 6 | 2 << 8 | 2 << 10),
     ("VFUNC RSQRT, r0, r1", 17 | 3 << 6 | 0 << 8 | 1 << 10),
     ("VFUNC OFF, r0, r0", 17),
@@ -83,10 +86,13 @@ ENCODINGS = [
     ("VCONSTH c2, 0xFFFF", 19 | 2 << 6 | 0xFFFF << 8),
     ("VLOADC c0, E4, i32", 20 | 0 << 6 | 4 << 8 | 2 << 14),
     ("VLOADC c3, W6, i16", 20 | 3 << 6 | (32 + 6) << 8 | 1 << 14),
-    ("VRUN W0, i32, E0, none, E4, i8",
-     21 | 32 << 6 | 2 << 12 | 0 << 14 | 3 << 20 | 4 << 22 | 0 << 28),
-    ("VRUN E2, i16, W7, i8, W4, i32",
-     21 | 2 << 6 | 1 << 12 | (32 + 7) << 14 | 0 << 20 | (32 + 4) << 22 | 2 << 28),
+    ("VRUN W0, i32, E0, none, E4, i8, wrap",
+     21 | 32 << 6 | 2 << 12 | 0 << 14 | 3 << 20 | 4 << 22 | 0 << 28 | 0 << 30),
+    ("VRUN E2, i16, W7, i8, W4, i32, wrap",
+     21 | 2 << 6 | 1 << 12 | (32 + 7) << 14 | 0 << 20 | (32 + 4) << 22 | 2 << 28 | 0 << 30),
+    ("VRUN W0, i32, E0, none, E4, i8, sat",
+     21 | 32 << 6 | 2 << 12 | 0 << 14 | 3 << 20 | 4 << 22 | 0 << 28 | 1 << 30),
+    ("VRUN E0, i8, E0, none, E0, i8, sat", 21 | 3 << 20 | 1 << 30),
 ]
 
 
@@ -99,27 +105,46 @@ def test_symbolic_encoding(text, word):
 
 def test_numbers_and_case():
     # numbers stay accepted in every symbolic field; names are case-insensitive
-    assert vxm_word("VCFG 0, 19, 2, 2, 0, 3") == vxm_word("VCFG 0, SRDHM, i32, r2, r0, c0")
-    assert vxm_word("vcfg 0, srdhm, I32, R2, r0, C0") == vxm_word("VCFG 0, 19, 2, 2, 0, 3")
+    assert vxm_word("VCFG 1, 19, 2, 2, 0, 3") == vxm_word("VCFG 1, SRDHM, i32, r2, r0, c0")
+    assert vxm_word("vcfg 1, srdhm, I32, R2, r0, C0") == vxm_word("VCFG 1, 19, 2, 2, 0, 3")
     assert vxm_word("VCFG 3, 18, 0, 2, 2, 7") == vxm_word("VCFG 3, SAT, i8, r2, r2, ZERO")
     assert vxm_word("VFUNC 2, 0x2, 1") == vxm_word("VFUNC tanh, r2, r1")
     assert vxm_word("VCONST 1, -5") == vxm_word("VCONST c1, -5")
-    assert vxm_word("VRUN W0, 2, E0, 3, E4, 0") == vxm_word("VRUN W0, i32, E0, NONE, E4, i8")
+    assert vxm_word("VRUN W0, 2, E0, 3, E4, 0, 0") == vxm_word("VRUN W0, i32, E0, NONE, E4, i8, "
+                                                               "WRAP")
+    assert vxm_word("VRUN W0, 2, E0, 3, E4, 0, 1") == vxm_word("VRUN W0, i32, E0, none, E4, i8, "
+                                                               "Sat")
     assert vxm_word("VLOADC 0, E4, 2") == vxm_word("VLOADC c0, E4, i32")
 
 
+def test_sat_field_is_bit_30():
+    # the two VRUNs that differ only in sat differ only in bit 30
+    wrap = vxm_word("VRUN W0, i32, E0, none, E4, i8, wrap")
+    sat = vxm_word("VRUN W0, i32, E0, none, E4, i8, sat")
+    assert sat ^ wrap == 1 << 30 and sat & (1 << 30)
+    assert isa.decode(sat)[1]["sat"] == 1 and isa.decode(wrap)[1]["sat"] == 0
+    # sat takes 0 or 1 only (one bit)
+    assert "out of range" in at(fails(".queue VXM\n VRUN E0, i8, E0, none, E4, i8, 2\n"), 2)
+
+
+def test_vrun_needs_the_sat_operand():
+    s = at(fails(".queue VXM\n VRUN E0, i8, E0, none, E4, i8\n"), 2)
+    assert "VRUN takes 7 operand(s) (VRUN a, ta, b, tb, d, td, sat), got 6 (missing sat)" in s, s
+
+
 def test_disassembly_is_symbolic():
-    assert format_instr(ENCODINGS[0][1]) == "VCFG 0, SRDHM, i32, r2, r0, c0"
+    assert format_instr(ENCODINGS[0][1]) == "VCFG 1, SRDHM, i32, r2, r0, c0"
     assert format_instr(ENCODINGS[1][1]) == "VCFG 3, SAT, i8, r2, r2, zero"
     assert format_instr(ENCODINGS[3][1]) == "VFUNC EXP, r2, r2"
     assert format_instr(ENCODINGS[6][1]) == "VCONST c1, -5"
     assert format_instr(ENCODINGS[10][1]) == "VCONSTH c0, 0x5a82"
     assert format_instr(ENCODINGS[12][1]) == "VLOADC c0, E4, i32"
-    assert format_instr(ENCODINGS[14][1]) == "VRUN W0, i32, E0, none, E4, i8"
+    assert format_instr(ENCODINGS[14][1]) == "VRUN W0, i32, E0, none, E4, i8, wrap"
+    assert format_instr(ENCODINGS[16][1]) == "VRUN W0, i32, E0, none, E4, i8, sat"
     # codes without a name (undefined op 25, type 3, dst 3) are printed as numbers
     w = 16 | 1 << 6 | 25 << 9 | 3 << 14 | 3 << 16 | 1 << 18 | 7 << 20
     assert format_instr(w) == "VCFG 1, 25, 3, 3, r1, zero"
-    assert format_instr(21 | 3 << 12 | 3 << 20 | 3 << 28) == "VRUN E0, 3, E0, none, E0, 3"
+    assert format_instr(21 | 3 << 12 | 3 << 20 | 3 << 28) == "VRUN E0, 3, E0, none, E0, 3, wrap"
 
 
 @pytest.mark.parametrize("instr", [i for i in isa.INSTRUCTIONS if i.unit == "vxm"],
@@ -139,19 +164,24 @@ def test_random_round_trip(instr):
 
 
 def test_listing_is_symbolic():
-    prog = assemble(".queue VXM\n VCFG 0, SRDHM, i32, r2, r0, c0\n VFUNC EXP, r2, r2\n", CFG)
+    prog = assemble(".queue VXM\n VCFG 1, SRDHM, i32, r2, r0, c0\n VFUNC EXP, r2, r2\n", CFG)
     text = prog.listing()
-    assert "VCFG 0, SRDHM, i32, r2, r0, c0" in text and "VFUNC EXP, r2, r2" in text
+    assert "VCFG 1, SRDHM, i32, r2, r0, c0" in text and "VFUNC EXP, r2, r2" in text
+    assert "VRUN E0, i8, E1, none, E4, i8, sat" in assemble(_a_from_w0(3), CFG).listing()
 
 
 def test_builder_names_and_ints():
     b = Builder(CFG)
-    w1 = b.add("VXM", "VCFG", 0, "SRDHM", "i32", "r2", "r0", "c0")
-    w2 = b.add("VXM", "VCFG", k=0, op=19, type=2, dst=2, x=0, y=3)
-    w3 = b.add("vxm", "vcfg", 0, "srdhm", type="I32", dst=2, x="r0", y="C0")
+    w1 = b.add("VXM", "VCFG", 1, "SRDHM", "i32", "r2", "r0", "c0")
+    w2 = b.add("VXM", "VCFG", k=1, op=19, type=2, dst=2, x=0, y=3)
+    w3 = b.add("vxm", "vcfg", 1, "srdhm", type="I32", dst=2, x="r0", y="C0")
     assert w1 == w2 == w3 == ENCODINGS[0][1]
-    assert b.add("VXM", "VRUN", "W0", "i32", "E0", "none", "E4", "i8") == ENCODINGS[14][1]
-    assert b.add("VXM", "VRUN", 32, 2, 0, 3, 4, 0) == ENCODINGS[14][1]
+    assert b.add("VXM", "VRUN", "W0", "i32", "E0", "none", "E4", "i8", "wrap") == \
+        ENCODINGS[14][1]
+    assert b.add("VXM", "VRUN", 32, 2, 0, 3, 4, 0, 0) == ENCODINGS[14][1]
+    assert b.add("VXM", "VRUN", "W0", "i32", "E0", "none", "E4", "i8", sat="sat") == \
+        ENCODINGS[16][1]
+    assert b.add("VXM", "VRUN", 32, 2, 0, 3, 4, 0, 1) == ENCODINGS[16][1]
     assert b.add("VXM", "VFUNC", "EXP", "r2", "r2") == ENCODINGS[3][1]
     assert b.add("VXM", "VCONST", "c1", -5) == ENCODINGS[6][1]
     assert b.add("VXM", "VCONSTH", "c0", 0x5A82) == ENCODINGS[10][1]
@@ -177,9 +207,11 @@ def test_builder_names_and_ints():
     ("VCONST c4, 1", "c", "c0, c1, c2, c3"),
     ("VCONSTH r0, 1", "c", "c0, c1, c2, c3"),
     ("VLOADC c0, E4, none", "t", "i8, i16, i32"),
-    ("VRUN W0, none, E0, none, E4, i8", "ta", "i8, i16, i32"),
-    ("VRUN W0, i8, E0, void, E4, i8", "tb", "i8, i16, i32, none"),
-    ("VRUN W0, i8, E0, none, E4, none", "td", "i8, i16, i32"),
+    ("VRUN W0, none, E0, none, E4, i8, wrap", "ta", "i8, i16, i32"),
+    ("VRUN W0, i8, E0, void, E4, i8, wrap", "tb", "i8, i16, i32, none"),
+    ("VRUN W0, i8, E0, none, E4, none, wrap", "td", "i8, i16, i32"),
+    ("VRUN W0, i8, E0, none, E4, i8, clamp", "sat", "wrap, sat"),
+    ("VRUN W0, i8, E0, none, E4, i8, none", "sat", "wrap, sat"),
 ])
 def test_unknown_symbol(stmt, field, allowed):
     e = fails(f".queue VXM\n NOP 1\n {stmt}\n")
@@ -192,7 +224,8 @@ def test_unknown_symbol(stmt, field, allowed):
 def test_non_symbolic_fields_still_need_numbers():
     assert "malformed number" in at(fails(".queue VXM\n VCFG s0, ADD, i8, r2, r0, c0\n"), 2)
     assert "malformed number" in at(fails(".queue VXM\n VCONST c0, c1\n"), 2)
-    assert "must be a stream" in at(fails(".queue VXM\n VRUN r0, i8, E0, none, E4, i8\n"), 2)
+    assert "must be a stream" in at(fails(".queue VXM\n VRUN r0, i8, E0, none, E4, i8, sat\n"),
+                                    2)
 
 
 def test_vconst_32_bit_value_explains_the_split():
@@ -215,7 +248,7 @@ def test_vconst_32_bit_value_explains_the_split():
 
 def test_vxm_needs_the_unit_and_its_queue():
     for stmt in ("VCFG 0, ADD, i8, r2, r0, c0", "VFUNC OFF, r0, r0", "VCONST c0, 1",
-                 "VCONSTH c0, 1", "VLOADC c0, E0, i8", "VRUN E0, i8, E0, none, E4, i8"):
+                 "VCONSTH c0, 1", "VLOADC c0, E0, i8", "VRUN E0, i8, E0, none, E4, i8, wrap"):
         name = stmt.split()[0]
         s = at(fails(f".queue VXM\n {stmt}\n", NO_VXM), 2)
         assert (f"{name} is a vxm instruction and profile 'default' has no vxm unit "
@@ -234,17 +267,30 @@ def test_vxm_needs_the_unit_and_its_queue():
     ("VCFG 7, PASS, i32, r2, r2, zero", "ALU stage k=7 does not exist"),
     ("VCFG 0, 21, i32, r2, r2, c0", "operation code op=21 is undefined"),
     ("VCFG 2, 31, i32, r2, r2, c0", "operation code op=31 is undefined"),
-    ("VCFG 1, MUL, i32, r2, r0, c0", ("MUL at stage k=1: MUL needs the multiplier, which only "
-                                      "stage 0 has")),
-    ("VCFG 3, SRDHM, i32, r2, r0, c0", "SRDHM at stage k=3"),
-    ("VCFG 1, ADD, 3, r2, r0, c0", "type=3 is not a stage type"),
-    ("VCFG 1, ADD, i8, 3, r0, c0", "dst=3 is not a result register"),
-    ("VCFG 1, ADD, i8, r2, 3, c0", "x=3 is not an operand register"),
+    ("VCFG 0, MUL, i32, r2, r0, c0", ("MUL at stage k=0: stage 0 is a general stage (G; "
+                                      "profile 'default' has vxm_stages = 'GMSG') and MUL "
+                                      "needs a multiplier stage")),
+    ("VCFG 3, SRDHM, i32, r2, r0, c0", ("SRDHM at stage k=3: stage 3 is a general stage (G; "
+                                        "profile 'default' has vxm_stages = 'GMSG')")),
+    ("VCFG 1, ADD, i32, r2, r0, c0", ("ADD at stage k=1: stage 1 is a multiplier stage (M; "
+                                      "profile 'default' has vxm_stages = 'GMSG') and ADD "
+                                      "needs a general stage")),
+    ("VCFG 2, SAT, i8, r2, r2, zero", ("stage 2 is a shifter stage (S; profile 'default' has "
+                                       "vxm_stages = 'GMSG') and SAT needs a general stage")),
+    ("VCFG 1, SHL, i32, r2, r0, c0", "SHL at stage k=1: stage 1 is a multiplier stage (M;"),
+    ("VCFG 0, RDIVPOT, i32, r2, r0, c0", ("stage 0 is a general stage (G; profile 'default' has "
+                                          "vxm_stages = 'GMSG') and RDIVPOT needs a shifter "
+                                          "stage")),
+    ("VCFG 3, ADD, 3, r2, r0, c0", "type=3 is not a stage type"),
+    ("VCFG 0, ADD, i8, 3, r0, c0", "dst=3 is not a result register"),
+    ("VCFG 3, ADD, i8, r2, 3, c0", "x=3 is not an operand register"),
+    ("VCFG 1, MUL, 3, r2, r0, c0", "type=3 is not a stage type"),
+    ("VCFG 2, SHL, i8, r2, 3, c0", "x=3 is not an operand register"),
     ("VFUNC EXP, 3, r2", "dst=3 is not a result register"),
     ("VFUNC TANH, r2, 3", "x=3 is not an operand register"),
     ("VLOADC c0, E0, 3", "type t=3 (none) is not allowed for VLOADC"),
-    ("VRUN E0, 3, E0, none, E4, i8", "type ta=3 (none) is allowed only for operand b (tb)"),
-    ("VRUN E0, i8, E0, none, E4, 3", "type td=3 (none) is allowed only for operand b (tb)"),
+    ("VRUN E0, 3, E0, none, E4, i8, wrap", "type ta=3 (none) is allowed only for operand b (tb)"),
+    ("VRUN E0, i8, E0, none, E4, 3, sat", "type td=3 (none) is allowed only for operand b (tb)"),
 ])
 def test_illegal_configuration(stmt, words):
     # the instruction issues at cycle 3 (after NOP 3) on the VXM queue (position 6)
@@ -255,24 +301,60 @@ def test_illegal_configuration(stmt, words):
 
 
 def test_legal_corners_are_accepted():
-    # stage A-1, MUL / SRDHM at stage 0, every y, VRUN tb = none, VFUNC dst/x r0..r2
-    assemble(".queue VXM\n VCFG 3, RDIVPOT, i32, r2, r2, c3\n VCFG 0, MUL, i16, r0, r1, zero\n"
-             " VCFG 0, SRDHM, i32, r1, r2, r2\n VFUNC RSQRT, r0, r2\n", CFG)
+    # stage A-1 (G), MUL / SRDHM on the M stage 1, RDIVPOT / SHL on the S stage 2, PASS on
+    # every kind, every y, VRUN tb = none, VFUNC dst/x r0..r2
+    assemble(".queue VXM\n VCFG 3, SAT, i8, r2, r2, c3\n VCFG 1, MUL, i16, r0, r1, zero\n"
+             " VCFG 1, SRDHM, i32, r1, r2, r2\n VCFG 2, RDIVPOT, i32, r2, r2, c1\n"
+             " VCFG 2, SHL, i8, r2, r2, c0\n VCFG 0, PASS, i8, r2, r2, zero\n"
+             " VCFG 1, PASS, i16, r0, r1, zero\n VCFG 2, PASS, i32, r1, r0, c2\n"
+             " VFUNC RSQRT, r0, r2\n", CFG)
 
 
-def test_stage_limit_follows_vxm_alus():
-    two = CFG.replace(vxm_alus=2)
+# docs/vxm.md section 1: the operations of each stage kind, typed in from the table
+KIND_OPS = {
+    "G": {"PASS", "ADD", "SUB", "MIN", "MAX", "AND", "OR", "XOR", "NOT", "ADDS", "SUBS", "NEG",
+          "ABS", "RELU", "SAT"},
+    "M": {"PASS", "MUL", "SRDHM"},
+    "S": {"PASS", "SHL", "SHRA", "SHRL", "RDIVPOT"},
+}
+KIND_NAMES = {"G": "general", "M": "multiplier", "S": "shifter"}
+
+
+@pytest.mark.parametrize("kind", "GMS")
+def test_every_op_on_every_stage_kind(kind):
+    # stages "SMG"; the stage of `kind` is k = "SMG".index(kind); every op there
+    stages = "SMG"
+    k = stages.index(kind)
+    cfg = CFG.replace(vxm_stages=stages)
+    ops = KIND_OPS["G"] | KIND_OPS["M"] | KIND_OPS["S"]
+    assert len(ops) == 21
+    for op in sorted(ops):
+        text = f".queue VXM\n NOP 2\n VCFG {k}, {op}, i32, r2, r2, c0\n"
+        if op in KIND_OPS[kind]:
+            assert assemble(text, cfg).predicted_cycles == 4          # NOP 0..1, VCFG 2, HALT 3
+        else:
+            s = at(fails(text, cfg), 3, 2, VXM)
+            assert (f"ILLEGAL: VCFG (line 3) on VXM (position 6) at cycle 2: {op} at stage "
+                    f"k={k}: stage {k} is a {KIND_NAMES[kind]} stage ({kind}; profile 'default' "
+                    f"has vxm_stages = 'SMG')") in s, s
+
+
+def test_stage_limit_follows_vxm_stages():
+    two = CFG.replace(vxm_stages="GG")
     s = at(fails(".queue VXM\n VCFG 2, ADD, i32, r2, r2, c0\n", two), 2, 0, VXM)
     assert "vxm_alus = 2 stages (k = 0..1)" in s
     assemble(".queue VXM\n VCFG 1, ADD, i32, r2, r2, c0\n", two)
-    eight = CFG.replace(vxm_alus=8)
-    assemble(".queue VXM\n VCFG 7, ADD, i32, r2, r2, c0\n", eight)
+    eight = CFG.replace(vxm_stages="GMSGGMSS")
+    assemble(".queue VXM\n VCFG 7, RDIVPOT, i32, r2, r2, c0\n VCFG 5, MUL, i32, r2, r2, c0\n",
+             eight)
+    s = at(fails(".queue VXM\n VCFG 7, ADD, i32, r2, r2, c0\n", eight), 2, 0, VXM)
+    assert "stage 7 is a shifter stage (S; profile 'default' has vxm_stages = 'GMSGGMSS')" in s
 
 
 def test_illegal_word_in_edited_program():
     # VCFG at 0 is legal; the program is a Program edited afterwards (as from JSON): a word with
     # k = 5 at cycle 1 is rejected by check() with the line kept in Program.lines
-    prog = assemble(".queue VXM\n VCFG 0, ADD, i8, r2, r0, c0\n VCFG 1, ADD, i8, r2, r0, c0\n",
+    prog = assemble(".queue VXM\n VCFG 0, ADD, i8, r2, r0, c0\n VCFG 3, ADD, i8, r2, r0, c0\n",
                     CFG, "t.s")
     prog.queues[VXM][1] = isa.encode("VCFG", k=5, op=1, type=0, dst=2, x=0, y=3)
     with pytest.raises(AsmError) as info:
@@ -286,7 +368,7 @@ def test_illegal_word_in_edited_program():
 
 # ---- stream timing ---------------------------------------------------------------------------
 
-def _a_from_w0(vrun_cycle: int, vrun: str = "VRUN E0, i8, E1, none, E4, i8") -> str:
+def _a_from_w0(vrun_cycle: int, vrun: str = "VRUN E0, i8, E1, none, E4, i8, sat") -> str:
     # MEM_W0 (5) READ at 0: E0 at 5 at 2, at VXM (6) at 3
     return f".queue MEM_W0\n READ 0, E0\n.queue VXM\n NOP {vrun_cycle}\n {vrun}\n"
 
@@ -307,21 +389,24 @@ def test_vloadc_exact_cycle():
         assert "nothing arrives: VLOADC (line 5)" in s, s
 
 
-def _out_to_e1(write_cycle: int, alus: int = 4) -> tuple[str, TspConfig]:
-    # VRUN at 3: E4 at VXM (6) at 3 + alus + 4, at MEM_E1 (8, two hops) two cycles later
+def _out_to_e1(write_cycle: int, stages: str = "GMSG") -> tuple[str, TspConfig]:
+    # VRUN at 3: E4 at VXM (6) at 3 + len(stages) + 4, at MEM_E1 (8, two hops) two cycles later
     return (_a_from_w0(3) + f".queue MEM_E1\n NOP {write_cycle}\n WRITE 0, E4\n",
-            CFG.replace(vxm_alus=alus))
+            CFG.replace(vxm_stages=stages))
 
 
-@pytest.mark.parametrize("alus", [4, 2, 8])
-def test_vrun_output_exact_cycle(alus):
+@pytest.mark.parametrize("stages,alus", [("GMSG", 4), ("MS", 2), ("GMSGGMSG", 8), ("S", 1),
+                                         ("GMSGG", 5)])
+def test_vrun_output_exact_cycle(stages, alus):
+    # dfunc = len(vxm_stages) + 4
     good = 3 + alus + 4 + 2
-    text, cfg = _out_to_e1(good, alus)
+    text, cfg = _out_to_e1(good, stages)
+    assert isa.dfunc_of(isa.BY_NAME["VRUN"], cfg) == alus + 4
     prog = assemble(text, cfg)
     # T: the WRITE at `good` ends at good + 1; MEM_E1's HALT at good + 1: T = good + 2
     assert prog.predicted_cycles == good + 2
     for w in (good - 1, good + 1):
-        text, cfg = _out_to_e1(w, alus)
+        text, cfg = _out_to_e1(w, stages)
         with pytest.raises(AsmError) as info:
             assemble(text, cfg, "t.s")
         s = at(info.value, 8, w, 8)
@@ -336,7 +421,7 @@ def _sg4(t: int, skip: str = "", b: str = "E0, none", ta: str = "i32", a: str = 
         if name != skip:
             text += f".queue {name}\n NOP {t - 2 - (6 - p)}\n READ 0, {st}\n"
     # lines: 3 per slice, then .queue VXM, NOP, VRUN (line 15, or 12 with a slice skipped)
-    return text + f".queue VXM\n NOP {t}\n VRUN {a}, {ta}, {b}, E4, i32\n"
+    return text + f".queue VXM\n NOP {t}\n VRUN {a}, {ta}, {b}, E4, i32, wrap\n"
 
 
 def test_vrun_sg4_operand():
@@ -367,24 +452,24 @@ def test_vrun_operand_b():
 
 
 def test_vxm_group_alignment():
-    s = at(fails(".queue VXM\n VRUN E2, i32, E0, none, E4, i8\n"), 2, 0, VXM)
+    s = at(fails(".queue VXM\n VRUN E2, i32, E0, none, E4, i8, sat\n"), 2, 0, VXM)
     assert "the SG4 group E2..E5 (operand a) is not aligned" in s, s
-    s = at(fails(".queue VXM\n NOP 1\n VRUN E0, i8, W1, i16, E4, i8\n"), 3, 1, VXM)
+    s = at(fails(".queue VXM\n NOP 1\n VRUN E0, i8, W1, i16, E4, i8, sat\n"), 3, 1, VXM)
     assert "the SG2 group W1..W2 (operand b) is not aligned" in s
     assert "start at W0, W2, W4, W6" in s, s
-    s = at(fails(".queue VXM\n VRUN E0, i8, E0, none, E6, i32\n"), 2, 0, VXM)
+    s = at(fails(".queue VXM\n VRUN E0, i8, E0, none, E6, i32, wrap\n"), 2, 0, VXM)
     assert "the SG4 group E6..E9 (operand d) is not aligned" in s, s
     s = at(fails(".queue VXM\n VLOADC c0, E3, i16\n"), 2, 0, VXM)
     assert "SG2 group E3..E4 (operand s)" in s, s
     # tb = none: b is not a group at all, any index is accepted
-    assemble(_a_from_w0(3, "VRUN E0, i8, E7, none, E4, i8"), CFG)
+    assemble(_a_from_w0(3, "VRUN E0, i8, E7, none, E4, i8, wrap"), CFG)
 
 
 def test_vrun_output_collides():
     # a MEM_W0 READ at 8 puts E4 at VXM (6) at 11, where the VRUN at 3 writes E4; the READ's
     # value is for MEM_E1 (8) at 13: the VRUN is the second producer (line 5, cycle 11)
     text = (".queue MEM_W0\n READ 0, E0\n NOP 7\n READ 1, E4\n.queue VXM\n NOP 3\n"
-            " VRUN E0, i8, E1, none, E4, i8\n.queue MEM_E1\n NOP 13\n WRITE 0, E4\n")
+            " VRUN E0, i8, E1, none, E4, i8, sat\n.queue MEM_E1\n NOP 13\n WRITE 0, E4\n")
     s = at(fails(text), 7, 11, VXM)
     assert "two producers: VRUN (line 7)" in s and "E4" in s, s
     # a READ on MEM_E0 (7) at 10 puts E4 there at 12, over the VRUN value headed for MEM_E1
@@ -398,8 +483,9 @@ def test_vrun_output_collides():
 
 def test_cycles_end_with_the_vrun():
     # VXM: NOP 3, VRUN at 3, HALT at 4. The VRUN is active through 3 + A + 3: T = 3 + A + 4
-    for alus in (1, 2, 4, 8):
-        prog = assemble(_a_from_w0(3), CFG.replace(vxm_alus=alus))
+    for stages in ("G", "SM", "GMSG", "GMSGGMSG"):
+        alus = len(stages)
+        prog = assemble(_a_from_w0(3), CFG.replace(vxm_stages=stages))
         assert prog.predicted_cycles == max(3 + alus + 4, 5)
 
 
@@ -407,7 +493,7 @@ def test_cycles_with_repeated_vrun():
     # MEM_W0: ITERATIONS 3 at 0, READ at 1: accesses 1, 2, 3 -> E0 at VXM at 4, 5, 6.
     # VXM: NOP 4, VRUN at 4, REPEAT 2, 1 at 5: copies at 5, 6; HALT at 7. T = 6 + 8 = 14
     text = (".queue MEM_W0\n ITERATIONS 3\n READ 0, E0\n.queue VXM\n NOP 4\n"
-            " VRUN E0, i8, E0, none, E4, i8\n REPEAT 2, 1\n")
+            " VRUN E0, i8, E0, none, E4, i8, wrap\n REPEAT 2, 1\n")
     prog = assemble(text, CFG)
     assert prog.predicted_cycles == 14
     names = [(e.cycle, e.mnemonic) for e in prog.schedule if e.position == VXM]
@@ -436,12 +522,25 @@ def _doc_example() -> str:
 
 
 def test_doc_example():
-    # docs/assembly.md derives T = 19: MEM_E0 writes at 17 and halts at 18
+    # docs/assembly.md derives T = 20: bias on W0..W3 at the VXM at 8 (VLOADC), accumulator on
+    # E0..E3 at 9 (VRUN), result on E4 at the VXM at 9 + 4 + 4 = 17, at MEM_E0 (7) at 18,
+    # which writes at 18 and halts at 19
     text = _doc_example()
     prog = assemble(text, CFG)
-    assert prog.predicted_cycles == 19
-    assert "VCFG 0, SRDHM, i32, r2, r0, c0" in prog.listing()
+    assert prog.predicted_cycles == 20
+    sched = {(e.cycle, e.mnemonic) for e in prog.schedule if e.position == VXM}
+    assert (8, "VLOADC") in sched and (9, "VRUN") in sched
+    assert (18, "WRITE") in {(e.cycle, e.mnemonic) for e in prog.schedule if e.position == 7}
+    listing = prog.listing()
+    for stmt in ("VCFG 0, ADD, i32, r0, r0, c3", "VCFG 1, SRDHM, i32, r2, r0, c0",
+                 "VCFG 2, RDIVPOT, i32, r2, r2, c1", "VCFG 3, ADDS, i32, r2, r2, c2",
+                 "VLOADC c3, W0, i32", "VRUN E0, i32, E0, none, E4, i8, sat"):
+        assert stmt in listing, stmt
     assert "has no vxm unit" in str(fails(text, NO_VXM))
+    # the recipe needs the GMSG kinds: with the stages in another order it is ILLEGAL
+    assert "SRDHM at stage k=1" in str(fails(text, CFG.replace(vxm_stages="GSMG")))
+    # one cycle late for the write: nothing arrives / the value has passed
+    assert "nothing arrives" in str(fails(text.replace("NOP 12", "NOP 13")))
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -457,10 +556,13 @@ def test_cli_units(tmp_path):
     out = tmp_path / "v.json"
     r = _run_cli(str(src), "--units", "mxm,sxm,vxm", "-o", str(out))
     assert r.returncode == 0, r.stderr
-    assert "predicted cycles: 19" in r.stdout and "VRUN E0, i32, E0, none, E4, i8" in r.stdout
+    assert "predicted cycles: 20" in r.stdout
+    assert "VRUN E0, i32, E0, none, E4, i8, sat" in r.stdout
     d = json.loads(out.read_text())
-    assert d["config"]["units"] == ["mxm", "sxm", "vxm"] and d["config"]["vxm_alus"] == 4
-    assert d["queues"]["VXM"][4] == ENCODINGS[0][1]
+    assert d["config"]["units"] == ["mxm", "sxm", "vxm"] and d["config"]["vxm_stages"] == "GMSG"
+    assert d["queues"]["VXM"][5] == ENCODINGS[0][1]          # VCFG 1, SRDHM at cycle 5
+    # VRUN E0, i32, E0, none, E4, i8, sat at cycle 9: a 0, ta 2, b 0, tb 3, d 4, td 0, sat 1
+    assert d["queues"]["VXM"][9] == 21 | 2 << 12 | 3 << 20 | 4 << 22 | 1 << 30
     r = _run_cli(str(src), "--units", "mxm,gpu")
     assert r.returncode == 1 and "--units" in r.stderr and "Traceback" not in r.stderr
 
@@ -472,6 +574,6 @@ def test_timed_builder_takes_names():
     tb = TimedBuilder(CFG)
     tb.at(0, "MEM_W0", "READ", 0, "E0")
     tb.at(1, "VXM", "VCFG", 0, "ADD", "i8", "r2", "r0", "c0")
-    tb.at(3, "VXM", "VRUN", "E0", "i8", "E0", "none", "E4", "i8")
+    tb.at(3, "VXM", "VRUN", "E0", "i8", "E0", "none", "E4", "i8", "sat")
     tb.at(13, "MEM_E1", "WRITE", 0, "E4")
     assert tb.build().predicted_cycles == 15

@@ -32,13 +32,48 @@ def test_bad_types(param, value):
         TspConfig(**{param: value})
 
 
+@pytest.mark.parametrize("value", ["", "GMSX", "gmsg", "GM SG", "GMSGGMSGG", "A"])
+def test_bad_vxm_stages(value):
+    # 1..8 letters, each G, M or S (upper case): docs/vxm.md section 1
+    with pytest.raises(ConfigError, match=r"TspConfig\.vxm_stages must be 1 to 8 letters G "
+                                          r"\(general\), M \(multiplier\) or S \(shifter\), "
+                                          rf"not {value!r}"):
+        TspConfig(vxm_stages=value)
+    with pytest.raises(ConfigError, match=r"TspConfig\.vxm_stages"):
+        TspConfig.profile("default").replace(vxm_stages=value)
+
+
+@pytest.mark.parametrize("value", [4, None, ("G", "M"), ["G"], b"GMSG"])
+def test_vxm_stages_must_be_a_string(value):
+    with pytest.raises(TypeError, match=r"TspConfig\.vxm_stages must be a string of stage kinds"):
+        TspConfig(vxm_stages=value)
+
+
+def test_vxm_stages_and_derived_vxm_alus():
+    assert TspConfig().vxm_stages == "GMSG" and TspConfig().vxm_alus == 4
+    assert PROFILES["default"].vxm_stages == "GMSG" and PROFILES["full"].vxm_stages == "GMSG"
+    assert PROFILES["wide"].vxm_stages == "GMSGG" and PROFILES["wide"].vxm_alus == 5
+    assert PROFILES["large"].vxm_stages == "GMSGG" and PROFILES["large"].vxm_alus == 5
+    for stages in ("G", "M", "S", "SMG", "GGGGGGGG", "MMMMSSSS"):
+        cfg = TspConfig(vxm_stages=stages)
+        assert cfg.vxm_alus == len(stages)
+    # vxm_alus is derived, no longer a parameter
+    with pytest.raises(TypeError, match="no parameter 'vxm_alus'"):
+        TspConfig.profile("default").replace(vxm_alus=4)
+    with pytest.raises(TypeError):
+        TspConfig(vxm_alus=4)  # type: ignore[call-arg]
+    assert PROFILES["default"].summary()["vxm_stages"] == "GMSG"
+
+
 def test_units_must_be_implemented_and_listed_once():
     with pytest.raises(ConfigError, match=r"unknown or not yet implemented unit 'c2c'; "
                                           r"available: mxm, sxm, vxm"):
         TspConfig(units=("c2c",))
     with pytest.raises(ConfigError, match="lists a unit twice"):
         TspConfig(units=("sxm", "sxm"))
-    assert PROFILES["wide"].units == ("mxm", "sxm")
+    assert PROFILES["wide"].units == ("mxm", "sxm", "vxm")
+    assert PROFILES["large"].units == ("mxm", "sxm", "vxm")
+    assert PROFILES["full"].units == ("mxm", "sxm", "vxm")
     assert PROFILES["default"].units == ("mxm", "sxm")
     assert PROFILES["default"].lanes == 8           # 2 x 8 x 8 MACs fit the 156 DSPs
 
@@ -56,7 +91,7 @@ def test_config_is_frozen_and_replace_validates():
 
 def test_unknown_profile_lists_known_ones():
     with pytest.raises(ConfigError, match=r"unknown profile 'huge'; known profiles: default, "
-                                          r"large, tiny, wide"):
+                                          r"full, large, tiny, wide"):
         TspConfig.profile("huge")
 
 

@@ -1,6 +1,8 @@
 """VXM golden model (sim/vxm.py) against docs/vxm.md. Every expected value below is derived by
 hand from the spec text (worked out in the comments) or by independent plain-Python / float
-arithmetic written here; none is taken from the model's own output."""
+arithmetic written here; none is taken from the model's own output. The default stages are
+`GMSG` (stage 0 general, 1 multiplier, 2 shifter, 3 general): each VCFG below puts its operation
+on a stage whose kind runs it (docs/vxm.md section 1)."""
 from __future__ import annotations
 
 import math
@@ -20,12 +22,15 @@ from sim.vxm import (
     rdivpot,
     requantize,
     srdhm,
+    stage_problem,
 )
 from tsp.config import TspConfig
-from tsp.isa import decode, encode
+from tsp.isa import BY_NAME, decode, dfunc_of, encode
 
-CFG = TspConfig.profile("default").replace(units=("mxm", "sxm", "vxm"))   # 8 lanes, A = 4
-CFG2 = TspConfig.profile("tiny").replace(units=("vxm",), vxm_alus=2)       # 4 lanes, A = 2
+CFG = TspConfig.profile("default").replace(units=("mxm", "sxm", "vxm"))   # 8 lanes, GMSG, A = 4
+CFG2 = TspConfig.profile("tiny").replace(units=("vxm",), vxm_stages="GM")  # 4 lanes, A = 2
+CFG5 = CFG.replace(vxm_stages="GMSGG")                                     # 8 lanes, A = 5
+CFGG = CFG.replace(vxm_stages="GGGG")                                      # 8 lanes, all general
 IMIN, IMAX = -2 ** 31, 2 ** 31 - 1
 OP = {n: i for i, n in enumerate(
     ["PASS", "ADD", "SUB", "MUL", "MIN", "MAX", "AND", "OR", "XOR", "NOT", "SHL", "SHRA", "SHRL", "ADDS", "SUBS", "NEG", "ABS", "RELU", "SAT", "SRDHM", "RDIVPOT"])}
@@ -53,6 +58,9 @@ class Run:
         self.west = np.zeros_like(self.east)
 
     def at(self, t: int, name: str, /, **fields) -> Run:
+        """Issue `name` at cycle t; a VRUN without `sat` wraps (sat = 0)."""
+        if name == "VRUN":
+            fields.setdefault("sat", 0)
         self.prog[t] = decode(encode(name, **fields))
         return self
 
@@ -387,15 +395,16 @@ def test_rsqrt_spot_values():
 
 # ---- requantisation (section 3) --------------------------------------------------------------
 def requant_program(r: Run, m: int, s: int, z: int) -> int:
-    """The section 3 program (constants, four stages); returns the first free cycle."""
+    """The section 3 program on the GMSG stages (constants, four stages; c3 = bias is left at
+    its reset value 0 here); returns the first free cycle. Its VRUNs must use td = i8, sat = 1."""
     set_const(r, 0, 0, m)
     r.at(2, "VCONST", c=1, imm=s)
     t = 3
     r.at(t, "VCONST", c=2, imm=z)
-    cfg_stage(r, t + 1, 0, "SRDHM", I32, R2, R0, C0)
-    cfg_stage(r, t + 2, 1, "RDIVPOT", I32, R2, R2, C1)
-    cfg_stage(r, t + 3, 2, "ADDS", I32, R2, R2, C2)
-    cfg_stage(r, t + 4, 3, "SAT", I8, R2, R2, ZERO)
+    cfg_stage(r, t + 1, 0, "ADD", I32, R0, R0, C3)          # G: r0 = acc + bias
+    cfg_stage(r, t + 2, 1, "SRDHM", I32, R2, R0, C0)        # M: r2 = SRDHM(r0, m)
+    cfg_stage(r, t + 3, 2, "RDIVPOT", I32, R2, R2, C1)      # S: r2 = RDIVPOT(r2, s)
+    cfg_stage(r, t + 4, 3, "ADDS", I32, R2, R2, C2)         # G: r2 = r2 + z (saturating)
     return t + 5
 
 
@@ -417,7 +426,7 @@ def test_requantisation_chain_against_float(M0, s, z):
     t0 = requant_program(r, m, s, z)
     xs += [0] * (-len(xs) % n)
     for i in range(0, len(xs), n):
-        r.at(t0 + i // n, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=W(4), td=I8)
+        r.at(t0 + i // n, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=W(4), td=I8, sat=1)
         r.lanes(t0 + i // n, E(0), xs[i:i + n], 4)
     r.go()
     assert not r.errs
@@ -467,30 +476,57 @@ def test_quantize_multiplier():
 
 
 def test_per_channel_requantisation_with_vloadc():
-    """c0 (multiplier) and c1 (shift) per lane from SG4 streams with VLOADC."""
+    """c0 (multiplier), c1 (shift) and c3 (bias) per lane from streams with VLOADC; the
+    section 3 program on GMSG: ADD bias (G), SRDHM (M), RDIVPOT (S), ADDS z (G), VRUN sat."""
     n = CFG.vec_bytes
     ms = [3 * 2 ** 29, 2 ** 30, 5 * 2 ** 28, 15 * 2 ** 27] * (n // 4)     # M0 .75 .5 .625 .9375
     M0s = [0.75, 0.5, 0.625, 0.9375] * (n // 4)
     ss = [(i % 5) for i in range(n)]
+    bias = [-50, 28, 0, 1000, -3000, 1, 64, -23]
     z = 7
     r = Run(CFG, cycles=30)
     r.lanes(0, E(0), ms, 4).at(0, "VLOADC", c=0, s=E(0), t=I32)
     r.lanes(1, W(0), ss, 1).at(1, "VLOADC", c=1, s=W(0), t=I8)
     r.at(2, "VCONST", c=2, imm=z)
-    cfg_stage(r, 3, 0, "SRDHM", I32, R2, R0, C0)
-    cfg_stage(r, 4, 1, "RDIVPOT", I32, R2, R2, C1)
-    cfg_stage(r, 5, 2, "ADD", I32, R2, R2, C2)
-    cfg_stage(r, 6, 3, "SAT", I8, R2, R2, ZERO)
-    t0 = 7
+    r.lanes(3, W(2), bias, 2).at(3, "VLOADC", c=3, s=W(2), t=I16)
+    cfg_stage(r, 4, 0, "ADD", I32, R0, R0, C3)
+    cfg_stage(r, 5, 1, "SRDHM", I32, R2, R0, C0)
+    cfg_stage(r, 6, 2, "RDIVPOT", I32, R2, R2, C1)
+    cfg_stage(r, 7, 3, "ADDS", I32, R2, R2, C2)
+    t0 = 8
     xs = [100, -100, 37, 1000, -1000, 255, 64, -77][:n]
-    r.lanes(t0, E(4), xs, 4).at(t0, "VRUN", a=E(4), ta=I32, b=E(0), tb=NONE, d=E(1), td=I8)
+    r.lanes(t0, E(4), xs, 4)
+    r.at(t0, "VRUN", a=E(4), ta=I32, b=E(0), tb=NONE, d=E(1), td=I8, sat=1)
     r.go()
+    assert not r.errs
     got = r.out(t0 + 7, E(1), 1)
     for lane in range(n):
-        ref, u = float_reference(xs[lane], M0s[lane], ss[lane], z)
+        acc = xs[lane] + bias[lane]
+        ref, u = float_reference(acc, M0s[lane], ss[lane], z)
         if ss[lane] == 0 or abs(u / 2 ** ss[lane] % 1 - 0.5) * 2 ** ss[lane] > 0.5:
             assert got[lane] == ref, lane
-        assert got[lane] == requantize(xs[lane], ms[lane], ss[lane], z)
+        assert got[lane] == requantize(acc, ms[lane], ss[lane], z)
+    # lanes worked by hand: lane 0: (100 - 50) * 0.75 = 37.5 (s = 0: SRDHM rounds half up) ->
+    # 38, + 7 = 45; lane 4: (-1000 - 3000) * 0.75 / 16 = -187.5 -> RDIVPOT(-3000, 4) = -188
+    # (ties away), + 7 = -181 -> saturated to -128; lane 3: (1000 + 1000) * 0.9375 / 8 =
+    # 234.375 -> 234, + 7 = 241 -> 127
+    assert got[0] == 45 and got[4] == -128 and got[3] == 127
+
+
+def test_requantisation_saturates_only_with_sat():
+    """The same chain with sat = 0 wraps the int32 result to int8: x = 2000, M0 = 0.5, s = 0,
+    z = 0: SRDHM(2000, 2^30) = 1000, low byte 0xE8 = -24 (wrap) vs 127 (sat); x = -2000:
+    -1000 = 0x...FC18 -> 0x18 = 24 (wrap) vs -128 (sat)."""
+    r = Run(CFG, cycles=30)
+    t0 = requant_program(r, 2 ** 30, 0, 0)
+    r.lanes(t0, E(0), [2000, -2000, 100, -100, 0, 1, -1, 254], 4)
+    r.at(t0, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=W(0), td=I8, sat=0)
+    r.lanes(t0 + 1, E(0), [2000, -2000, 100, -100, 0, 1, -1, 254], 4)
+    r.at(t0 + 1, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=W(0), td=I8, sat=1)
+    r.go()
+    # 100 * 0.5 = 50, -50, 0, 0.5 -> 1 (half up), -0.5 -> 0 (half up), 127
+    assert r.out(t0 + 7, W(0), 1) == [-24, 24, 50, -50, 0, 1, 0, 127]
+    assert r.out(t0 + 8, W(0), 1) == [127, -128, 50, -50, 0, 1, 0, 127]
 
 
 # ---- pipeline, timing, configuration -----------------------------------------------------
@@ -530,38 +566,46 @@ def test_i16_operands_and_bias_add():
 
 
 def test_chain_uses_all_registers_and_constants():
-    """r0 = a, r1 = b, r2 = a; stage 0: r1 = r0 * r1 (i32); stage 1: r0 = r0 + c3;
-    stage 2: r2 = r1 - r0; stage 3: r2 = max(r2, c1). a = 3, b = 4, c3 = 10, c1 = -100:
-    r1 = 12, r0 = 13, r2 = -1, max(-1, -100) = -1 (other lanes below)."""
-    r = Run(CFG, cycles=40)
+    """Five stages GMSGG (A = 5): r0 = a, r1 = b, r2 = a; stage 0 (G): r0 = r0 + c3;
+    stage 1 (M): r1 = r2 * r1 (i32); stage 2 (S): r1 = r1 >> c2 (arithmetic);
+    stage 3 (G): r2 = r1 - r0; stage 4 (G): r2 = max(r2, c1). a = 3, b = 4, c3 = 10, c2 = 1,
+    c1 = -100: r0 = 13, r1 = 12 >> 1 = 6, r2 = -7, max(-7, -100) = -7 (other lanes below).
+    The result is written at the end of 8 + A + 3 = 16."""
+    r = Run(CFG5, cycles=40)
     set_const(r, 0, 3, 10)
     set_const(r, 2, 1, -100)
-    cfg_stage(r, 4, 0, "MUL", I32, R1, R0, R1)
-    cfg_stage(r, 5, 1, "ADD", I32, R0, R0, C3)
-    cfg_stage(r, 6, 2, "SUB", I32, R2, R1, R0)
-    cfg_stage(r, 7, 3, "MAX", I32, R2, R2, C1)
+    r.at(4, "VCONST", c=2, imm=1)
+    cfg_stage(r, 5, 0, "ADD", I32, R0, R0, C3)
+    cfg_stage(r, 6, 1, "MUL", I32, R1, R2, R1)
+    cfg_stage(r, 7, 2, "SHRA", I32, R1, R1, C2)
+    cfg_stage(r, 8, 3, "SUB", I32, R2, R1, R0)
+    cfg_stage(r, 9, 4, "MAX", I32, R2, R2, C1)
     a = [3, -3, 100, 0, 70000, -5, 1, 2]
     b = [4, 4, -100, 9, 70000, -5, -200, 2]
-    r.lanes(8, E(0), a, 4).lanes(8, E(4), b, 4)
-    r.at(8, "VRUN", a=E(0), ta=I32, b=E(4), tb=I32, d=W(0), td=I32)
+    r.lanes(10, E(0), a, 4).lanes(10, E(4), b, 4)
+    r.at(10, "VRUN", a=E(0), ta=I32, b=E(4), tb=I32, d=W(0), td=I32)
     r.go()
+    assert not r.errs
     exp = []
     for x, y in zip(a, b):
         p = (x * y + 2 ** 31) % 2 ** 32 - 2 ** 31
-        exp.append(max(p - (x + 10), -100))
-    # 70000 * 70000 = 4900000000 wraps to 605032704; minus 70010 = 604962694
-    assert exp == [-1, -19, -100, -10, 604962694, 20, -100, -8]
-    assert r.out(15, W(0), 4) == exp
+        exp.append(max((p >> 1) - (x + 10), -100))
+    # 70000 * 70000 = 4900000000 wraps to 605032704, >> 1 = 302516352, - 70010 = 302446342;
+    # -5 * -5 = 25 >> 1 = 12 (floor), - 5 = 7; 1 * -200 >> 1 = -100, - 11 = -111 -> -100
+    assert exp == [-7, -13, -100, -10, 302446342, 7, -100, -10]
+    assert list(r.loads) == [10 + 5 + 3]
+    assert r.out(18, W(0), 4) == exp
 
 
 def test_vconst_and_vconsth():
     """VCONST sign-extends its 20-bit immediate; VCONSTH replaces bits 31:16 and keeps 15:0."""
-    r = Run(CFG, cycles=40)
+    r = Run(CFGG, cycles=40)
     r.at(0, "VCONST", c=0, imm=-1)                   # 0xFFFFFFFF
     r.at(1, "VCONSTH", c=0, imm=0x1234)              # 0x1234FFFF
     r.at(2, "VCONST", c=1, imm=-(2 ** 19))           # -524288
     r.at(3, "VCONST", c=2, imm=2 ** 19 - 1)          # 524287
     r.at(4, "VCONSTH", c=2, imm=0x8000)              # 0x8000FFFF (bits 15:0 kept)
+    # stages GGGG here: three ADDs on stages 0..2 (GMSG has one G stage before stage 3)
     cfg_stage(r, 5, 0, "ADD", I32, R2, R2, C0)
     cfg_stage(r, 6, 1, "ADD", I32, R1, R1, C1)
     cfg_stage(r, 7, 2, "ADD", I32, R0, R0, C2)
@@ -569,13 +613,13 @@ def test_vconst_and_vconsth():
     r.at(9, "VFUNC", fn=0, dst=R2, x=R1)             # function OFF: r2 = r2 (dst/x unused)
     r.go()
     assert r.out(15, W(0), 4) == [0x1234FFFF] * 8
-    r2 = Run(CFG, cycles=40)
+    r2 = Run(CFGG, cycles=40)
     r2.prog = {t: v for t, v in r.prog.items() if t < 8}
     cfg_stage(r2, 8, 3, "PASS", I32, R2, R1, ZERO)
     r2.at(9, "VRUN", a=E(0), ta=I32, b=E(4), tb=I32, d=W(0), td=I32)
     r2.go()
     assert r2.out(16, W(0), 4) == [-524288] * 8
-    r3 = Run(CFG, cycles=40)
+    r3 = Run(CFGG, cycles=40)
     r3.prog = {t: v for t, v in r.prog.items() if t < 8}
     cfg_stage(r3, 8, 3, "PASS", I32, R2, R0, ZERO)
     r3.at(9, "VRUN", a=E(0), ta=I32, b=E(4), tb=I32, d=W(0), td=I32)
@@ -589,9 +633,9 @@ def test_vloadc_types_sign_extension_and_vconsth_per_lane():
     r.lanes(1, W(2), [0xFFFF, 0x8000, 0x7FFF, 1, 0, 2, 3, 4], 2).at(1, "VLOADC", c=1, s=W(2),
                                                                      t=I16)
     r.at(2, "VCONSTH", c=1, imm=0)                   # per lane: keeps each lane's bits 15:0
-    cfg_stage(r, 3, 0, "PASS", I32, R2, R0, ZERO)    # no-op
-    cfg_stage(r, 3 + 1, 1, "ADD", I32, R0, R0, C0)
-    cfg_stage(r, 5, 2, "ADD", I32, R2, R0, C1)
+    cfg_stage(r, 3, 1, "PASS", I32, R2, R0, ZERO)    # no-op (PASS on the M stage)
+    cfg_stage(r, 4, 0, "ADD", I32, R0, R0, C0)       # G
+    cfg_stage(r, 5, 3, "ADD", I32, R2, R0, C1)       # G
     r.at(6, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(4), td=I32)
     r.go()
     c0 = [-1, -128, 127, 1, 0, 2, 3, 4]
@@ -615,18 +659,20 @@ def test_vloadc_reads_in_its_issue_cycle_and_applies_next_cycle():
 
 def test_reconfiguration_timing_exact():
     """Stage k acts on the vector of a VRUN at t in cycle t + 1 + k, with the configuration
-    issued at <= t + k. VRUN at 10 (a = 1), VCFG 1 ADD c0-like at 11, VRUN at 12 (a = 1)."""
+    issued at <= t + k. VRUN at 10 (a = 1), VCFG 1 (the M stage) MUL by c0 at 11, VRUN at 12
+    (a = 2)."""
     # stage 1 reconfigured at 11: vector of 10 is at stage 1 in cycle 12 -> uses the new one
     r = Run(CFG, cycles=40)
     r.at(0, "VCONST", c=0, imm=1000)
     r.lanes(10, E(0), [1] * 8, 1).at(10, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0),
                                       td=I32)
-    cfg_stage(r, 11, 1, "ADD", I32, R2, R2, C0)
+    cfg_stage(r, 11, 1, "MUL", I32, R2, R2, C0)
     r.lanes(12, E(0), [2] * 8, 1).at(12, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0),
                                       td=I32)
     r.go()
-    assert r.out(17, W(0), 4) == [1001] * 8
-    assert r.out(19, W(0), 4) == [1002] * 8
+    assert not r.errs
+    assert r.out(17, W(0), 4) == [1000] * 8
+    assert r.out(19, W(0), 4) == [2000] * 8
     # stage 0 reconfigured at 11: the vector of 10 passed stage 0 in 11 -> old (PASS)
     # stage 1 reconfigured at 12: the vector of 10 is at stage 1 in 12 -> old (PASS)
     r = Run(CFG, cycles=40)
@@ -634,25 +680,28 @@ def test_reconfiguration_timing_exact():
     r.lanes(10, E(0), [1] * 8, 1).at(10, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0),
                                       td=I32)
     cfg_stage(r, 11, 0, "ADD", I32, R2, R2, C0)
-    cfg_stage(r, 12, 1, "SUB", I32, R2, R2, C0)
+    cfg_stage(r, 12, 1, "MUL", I32, R2, R2, C0)
     r.lanes(13, E(0), [2] * 8, 1).at(13, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0),
                                       td=I32)
     r.go()
+    assert not r.errs
     assert r.out(17, W(0), 4) == [1] * 8
-    assert r.out(20, W(0), 4) == [2] * 8          # + 1000 at stage 0, - 1000 at stage 1
+    assert r.out(20, W(0), 4) == [1002000] * 8    # (2 + 1000) at stage 0, * 1000 at stage 1
 
 
 def test_constant_change_between_stages():
     """A VCONST issued at 11 is seen by stages acting in 12 and later, so the vector of 10
-    reads the old c0 at stage 0 (cycle 11) and the new one at stage 1 (cycle 12)."""
+    reads the old c0 at stage 0 (cycle 11) and the new one at stage 1 (cycle 12):
+    a = 2: (2 + 5) * 300 = 2100 (not (2 + 5) * 5 = 35 nor (2 + 300) * 300 = 90600)."""
     r = Run(CFG, cycles=40)
     r.at(0, "VCONST", c=0, imm=5)
     cfg_stage(r, 1, 0, "ADD", I32, R2, R2, C0)
-    cfg_stage(r, 2, 1, "ADD", I32, R2, R2, C0)
-    r.at(10, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0), td=I32)
+    cfg_stage(r, 2, 1, "MUL", I32, R2, R2, C0)
+    r.lanes(10, E(0), [2] * 8, 1).at(10, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0),
+                                      td=I32)
     r.at(11, "VCONST", c=0, imm=300)
     r.go()
-    assert r.out(17, W(0), 4) == [0 + 5 + 300] * 8
+    assert r.out(17, W(0), 4) == [2100] * 8
 
 
 def test_function_stage_timing_and_functions():
@@ -698,12 +747,87 @@ def test_function_stage_dst_and_x_and_other_functions():
 
 
 def test_result_is_wrapping_conversion_to_td():
-    """td = i8 takes the low byte of r2: 300 -> 44, -129 -> 127 (no saturation)."""
+    """td = i8 with sat = 0 takes the low byte of r2: 300 -> 44, -129 -> 127 (no
+    saturation)."""
     r = Run(CFG, cycles=30)
     vals = [300, -129, 255, 256, -1, 127, 128, 65535]
-    r.lanes(2, E(0), vals, 4).at(2, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=E(5), td=I8)
+    r.lanes(2, E(0), vals, 4).at(2, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=E(5), td=I8,
+                                  sat=0)
     r.go()
     assert r.out(9, E(5), 1) == [44, 127, -1, 0, -1, 127, -128, -1]
+
+
+# r2 values (int32, passed through unchanged: reset stages) and their conversion to td by hand
+RESULT_CASES = [
+    # td, r2 values, sat = 0 (low bits, wrapping), sat = 1 (clamped to the type's range)
+    (I8, [300, -129, 127, 128, -128, IMIN, IMAX, -1],
+     [44, 127, 127, -128, -128, 0, -1, -1],          # IMIN = 0x80000000 -> 0x00; IMAX -> 0xFF
+     [127, -128, 127, 127, -128, -128, 127, -1]),
+    (I16, [32767, 32768, -32768, -32769, 70000, IMIN, IMAX, -5],
+     [32767, -32768, -32768, 32767, 4464, 0, -1, -5],   # 70000 - 65536 = 4464
+     [32767, 32767, -32768, -32768, 32767, -32768, 32767, -5]),
+    (I32, [IMIN, IMAX, IMIN + 1, IMAX - 1, 0, -1, 1, 123456789],    # r2 is always int32:
+     [IMIN, IMAX, IMIN + 1, IMAX - 1, 0, -1, 1, 123456789],         # both are the identity
+     [IMIN, IMAX, IMIN + 1, IMAX - 1, 0, -1, 1, 123456789]),
+]
+
+
+@pytest.mark.parametrize("td,vals,wrapped,saturated", RESULT_CASES, ids=["i8", "i16", "i32"])
+def test_result_conversion_sat_field(td, vals, wrapped, saturated):
+    """VRUN's sat: 0 wraps r2 to td (low bits), 1 saturates it to td's range (docs/vxm.md
+    section 2). Two VRUNs one cycle apart on the same values, results to W0.. (i32: W0..W3)."""
+    nbytes = {I8: 1, I16: 2, I32: 4}[td]
+    r = Run(CFG, cycles=30)
+    for t, sat in ((2, 0), (3, 1)):
+        r.lanes(t, E(0), vals, 4)
+        r.at(t, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=W(0), td=td, sat=sat)
+    r.go()
+    assert not r.errs
+    assert r.out(2 + 7, W(0), nbytes) == wrapped
+    assert r.out(3 + 7, W(0), nbytes) == saturated
+    # only the streams of td's group are written
+    assert sorted(s for _, s, _ in r.loads[9]) == list(range(nbytes))
+
+
+def test_sat_of_a_computed_result():
+    """sat applies to the r2 the stages computed: stage 0 (G) r2 = a + 100, stage 1 (M)
+    r2 = r2 * -300 at i32 (no wrap), then converted to td = i8 / i16 with sat = 1 or 0."""
+    r = Run(CFG, cycles=30)
+    r.at(0, "VCONST", c=0, imm=100)
+    r.at(1, "VCONST", c=1, imm=-300)
+    cfg_stage(r, 2, 0, "ADD", I32, R2, R2, C0)
+    cfg_stage(r, 3, 1, "MUL", I32, R2, R2, C1)
+    r.lanes(5, E(0), [100, 300, -1, 0, 1, 2, 3, 4], 2)
+    r.at(5, "VRUN", a=E(0), ta=I16, b=E(0), tb=NONE, d=W(2), td=I8, sat=1)
+    r.lanes(6, E(0), [100, 300, -1, 0, 1, 2, 3, 4], 2)
+    r.at(6, "VRUN", a=E(0), ta=I16, b=E(0), tb=NONE, d=W(2), td=I16, sat=1)
+    r.lanes(7, E(0), [100, 300, -1, 0, 1, 2, 3, 4], 2)
+    r.at(7, "VRUN", a=E(0), ta=I16, b=E(0), tb=NONE, d=W(2), td=I16, sat=0)
+    r.go()
+    # (a + 100) * -300 per lane: -60000, -120000, -29700, -30000, -30300, -30600, -30900, -31200
+    prod = [(a + 100) * -300 for a in [100, 300, -1, 0, 1, 2, 3, 4]]
+    assert prod == [-60000, -120000, -29700, -30000, -30300, -30600, -30900, -31200]
+    assert r.out(12, W(2), 1) == [-128] * 8
+    assert r.out(13, W(2), 2) == [-32768, -32768, -29700, -30000, -30300, -30600, -30900,
+                                  -31200]
+    # wrap: -60000 + 65536 = 5536; -120000 + 131072 = 11072
+    assert r.out(14, W(2), 2) == [5536, 11072, -29700, -30000, -30300, -30600, -30900, -31200]
+
+
+@pytest.mark.parametrize("stages", ["G", "M", "GS", "GMSG", "GMSGG", "SSMMGGGG"])
+def test_result_cycle_follows_len_of_vxm_stages(stages):
+    """A = len(vxm_stages): VRUN's dfunc is A + 4 (docs/vxm.md section 5), so a VRUN at 10 is
+    written at the end of 10 + A + 3 and is active in 11 .. 10 + A + 3."""
+    cfg = CFG.replace(vxm_stages=stages)
+    A = len(stages)
+    assert cfg.vxm_alus == A and dfunc_of(BY_NAME["VRUN"], cfg) == A + 4
+    r = Run(cfg, cycles=30)
+    r.lanes(10, E(0), list(range(8)), 1).at(10, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE,
+                                             d=E(3), td=I8)
+    r.go()
+    assert list(r.loads) == [10 + A + 3]
+    assert r.out(10 + A + 3, E(3), 1) == list(range(8))
+    assert [t for t, a in enumerate(r.act) if a] == list(range(11, 10 + A + 4))
 
 
 def test_group_past_last_stream_reads_zero_and_is_not_written():
@@ -736,12 +860,19 @@ def test_back_to_back_vectors_one_per_cycle():
 
 
 # ---- illegal configurations and clear ---------------------------------------------------------
+# Each would change the result (7 -> something else) if it were applied. Stages GMSG.
 ILLEGAL_VCFG = [
     {"k": 4, "op": OP["ADD"], "type": I32, "dst": R2, "x": R2, "y": C0},      # k >= A (A = 4)
     {"k": 0, "op": 21, "type": I32, "dst": R2, "x": R2, "y": C0},             # no such operation
     {"k": 0, "op": 31, "type": I32, "dst": R2, "x": R2, "y": C0},
-    {"k": 1, "op": OP["MUL"], "type": I32, "dst": R2, "x": R2, "y": C0},      # multiplier only at stage 0
-    {"k": 3, "op": OP["SRDHM"], "type": I32, "dst": R2, "x": R2, "y": C0},
+    {"k": 0, "op": OP["MUL"], "type": I32, "dst": R2, "x": R2, "y": C0},      # MUL on G
+    {"k": 3, "op": OP["SRDHM"], "type": I32, "dst": R2, "x": R2, "y": C0},    # SRDHM on G
+    {"k": 2, "op": OP["MUL"], "type": I32, "dst": R2, "x": R2, "y": C0},      # MUL on S
+    {"k": 1, "op": OP["ADD"], "type": I32, "dst": R2, "x": R2, "y": C0},      # ADD on M
+    {"k": 2, "op": OP["ADD"], "type": I32, "dst": R2, "x": R2, "y": C0},      # ADD on S
+    {"k": 1, "op": OP["SHL"], "type": I32, "dst": R2, "x": R2, "y": C0},      # SHL on M
+    {"k": 0, "op": OP["RDIVPOT"], "type": I32, "dst": R2, "x": R2, "y": C0},  # RDIVPOT on G
+    {"k": 2, "op": OP["SAT"], "type": I8, "dst": R2, "x": R2, "y": ZERO},     # SAT on S
     {"k": 0, "op": OP["ADD"], "type": 3, "dst": R2, "x": R2, "y": C0},        # type 3
     {"k": 0, "op": OP["ADD"], "type": I32, "dst": 3, "x": R2, "y": C0},       # dst 3
     {"k": 0, "op": OP["ADD"], "type": I32, "dst": R2, "x": 3, "y": C0},       # x 3
@@ -762,12 +893,57 @@ def test_illegal_vcfg_raises_and_leaves_config(fields):
 
 def test_legal_edge_configurations():
     r = Run(CFG, cycles=30)
-    r.at(0, "VCFG", k=0, op=OP["MUL"], type=I32, dst=R0, x=R2, y=ZERO)
-    r.at(1, "VCFG", k=3, op=OP["RDIVPOT"], type=I8, dst=R1, x=R2, y=R0)
-    r.at(2, "VCFG", k=0, op=OP["SRDHM"], type=I16, dst=R2, x=R2, y=C3)
-    r.at(3, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0), td=I32)
+    r.at(0, "VCFG", k=1, op=OP["MUL"], type=I32, dst=R0, x=R2, y=ZERO)
+    r.at(1, "VCFG", k=2, op=OP["RDIVPOT"], type=I8, dst=R1, x=R2, y=R0)
+    r.at(2, "VCFG", k=1, op=OP["SRDHM"], type=I16, dst=R2, x=R2, y=C3)
+    r.at(3, "VCFG", k=3, op=OP["SAT"], type=I8, dst=R2, x=R1, y=ZERO)
+    r.at(4, "VCFG", k=2, op=OP["PASS"], type=I16, dst=R2, x=R2, y=ZERO)
+    r.at(5, "VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0), td=I32, sat=1)
     r.go()
     assert not r.errs
+
+
+# docs/vxm.md section 1: the operations of each stage kind, typed in from the table
+KIND_OPS = {
+    "G": {"PASS", "ADD", "SUB", "MIN", "MAX", "AND", "OR", "XOR", "NOT", "ADDS", "SUBS", "NEG",
+          "ABS", "RELU", "SAT"},
+    "M": {"PASS", "MUL", "SRDHM"},
+    "S": {"PASS", "SHL", "SHRA", "SHRL", "RDIVPOT"},
+}
+
+
+def test_every_op_on_every_stage_kind():
+    """Every operation on a stage of every kind (stages "GMS": k = 0, 1, 2): ILLEGAL exactly
+    when the kind's table row lacks it, and then the configuration is unchanged."""
+    assert set(OP) == KIND_OPS["G"] | KIND_OPS["M"] | KIND_OPS["S"]
+    cfg = CFG.replace(vxm_stages="GMS")
+    for k, kind in enumerate("GMS"):
+        for name, code in OP.items():
+            m = VxmModel(cfg, cfg.position_index("VXM"))
+            instr, f = decode(encode("VCFG", k=k, op=code, type=I32, dst=R1, x=R2, y=C0))
+            err = m.issue(0, instr, f, 0)
+            legal = name in KIND_OPS[kind]
+            assert err == (0 if legal else ILLEGAL), (kind, name)
+            assert (stage_problem(cfg, k, code, I32, R1, R2) is None) == legal, (kind, name)
+            m.cycle(0, *[np.zeros((cfg.streams, cfg.vec_bytes), dtype=np.uint8)] * 2)
+            m.cycle(1, *[np.zeros((cfg.streams, cfg.vec_bytes), dtype=np.uint8)] * 2)
+            want = (code, I32, R1, R2, C0) if legal else (OP["PASS"], I32, R2, R2, ZERO)
+            assert tuple(int(v) for v in m.cfg[k]) == want, (kind, name, m.cfg[k])
+
+
+@pytest.mark.parametrize("stages,k,op,kind", [
+    ("GMSG", 0, "MUL", "G (general"),
+    ("GMSG", 3, "SRDHM", "G (general"),
+    ("GMSG", 1, "ADD", "M (multiplier"),
+    ("GMSG", 2, "RELU", "S (shifter"),
+    ("SSMMG", 4, "SHRA", "G (general"),
+    ("SSMMG", 2, "RDIVPOT", "M (multiplier"),
+])
+def test_wrong_kind_message_names_kind_and_stages(stages, k, op, kind):
+    msg = stage_problem(CFG.replace(vxm_stages=stages), k, OP[op], I32, R2, R2)
+    assert msg is not None
+    assert f"stage k = {k} is {kind}" in msg, msg
+    assert f"vxm_stages = {stages!r}" in msg and op in msg, msg
 
 
 @pytest.mark.parametrize("name,fields", [
@@ -808,7 +984,7 @@ def test_reset_restores_start_state_and_drops_vectors_in_flight():
     assert all(c == (OP["PASS"], I32, R2, R2, ZERO) for c in m.cfg)
     assert m.fcfg[0] == 0 and not m.consts.any()
     # a vector in flight is dropped by START; after it, the pipeline is the identity
-    instr, f = decode(encode("VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0), td=I32))
+    instr, f = decode(encode("VRUN", a=E(0), ta=I8, b=E(0), tb=NONE, d=W(0), td=I32, sat=0))
     east = np.zeros((CFG.streams, CFG.vec_bytes), dtype=np.uint8)
     east[0] = 5
     west = np.zeros_like(east)

@@ -63,7 +63,6 @@ _LIMITS = {
     "mem_slices": (1, 16),
     "bank_depth": (8, 32768),
     "queue_depth": (16, 4096),
-    "vxm_alus": (1, 8),
 }
 
 
@@ -77,8 +76,9 @@ class TspConfig:
     mem_slices:  MEM slices per hemisphere.
     bank_depth:  words per MEM bank (power of two); a slice has two banks.
     queue_depth: 32-bit instruction words per instruction queue (power of two).
-    vxm_alus:    ALU stages per lane in the VXM pipeline (docs/vxm.md); VRUN's dfunc is
-                 vxm_alus + 4.
+    vxm_stages:  the VXM's ALU stages in pipeline order, one letter each (docs/vxm.md):
+                 G general, M multiplier, S shifter; 1..8 stages. `vxm_alus` is their number
+                 and VRUN's dfunc is vxm_alus + 4.
     units:       compute units instantiated at their positions, a subset of COMPUTE_UNITS
                  ("mxm", "sxm", "vxm"); instructions of units left out are ILLEGAL.
     name:        the profile name, for reports.
@@ -91,7 +91,7 @@ class TspConfig:
     mem_slices: int = 4
     bank_depth: int = 512
     queue_depth: int = 256
-    vxm_alus: int = 4
+    vxm_stages: str = "GMSG"
     units: tuple[str, ...] = ()
     name: str = "custom"
     fpga: str = ""
@@ -113,6 +113,14 @@ class TspConfig:
             if not _is_pow2(getattr(self, pname)):
                 raise ConfigError(
                     f"TspConfig.{pname} must be a power of two, not {getattr(self, pname)!r}")
+        if not isinstance(self.vxm_stages, str):
+            raise TypeError(f"TspConfig.vxm_stages must be a string of stage kinds, "
+                            f"not {self.vxm_stages!r}")
+        bad = sorted(set(self.vxm_stages) - {"G", "M", "S"})
+        if not 1 <= len(self.vxm_stages) <= 8 or bad:
+            raise ConfigError(
+                f"TspConfig.vxm_stages must be 1 to 8 letters G (general), M (multiplier) or "
+                f"S (shifter), not {self.vxm_stages!r}")
         if not isinstance(self.units, tuple) or not all(isinstance(u, str) for u in self.units):
             raise TypeError(f"TspConfig.units must be a tuple of unit names, not {self.units!r}")
         for u in self.units:
@@ -162,6 +170,11 @@ class TspConfig:
     @property
     def vec_bits(self) -> int:
         return 8 * self.vec_bytes
+
+    @property
+    def vxm_alus(self) -> int:
+        """Number of ALU stages in the VXM pipeline (len(vxm_stages))."""
+        return len(self.vxm_stages)
 
     @property
     def num_positions(self) -> int:
@@ -231,7 +244,7 @@ class TspConfig:
             "mem_slices_per_hemisphere": self.mem_slices,
             "bank_depth_words": self.bank_depth,
             "queue_depth_words": self.queue_depth,
-            "vxm_alus": self.vxm_alus,
+            "vxm_stages": self.vxm_stages,
             "compute_units": list(self.units),
             "positions": list(self.positions),
             "mem_bytes_total": 2 * self.mem_slices * self.slice_words * self.vec_bytes,
@@ -247,11 +260,17 @@ PROFILES: dict[str, TspConfig] = {
     # LFE5U-85F has 156 (docs/fpga.md, "Budget").
     "default": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
                          queue_depth=256, units=("mxm", "sxm"), name="default", fpga="ecp5"),
+    # default with the VXM as well: simulation only until the backbone's LUTs are cut enough
+    # for the VXM to fit the ECP5-85F too (docs/fpga.md)
+    "full": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
+                      queue_depth=256, units=("mxm", "sxm", "vxm"), name="full", fpga=""),
     # The brief's 16-lane slice (16 x 16 MXMs), simulation only.
     "wide": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                      queue_depth=256, units=("mxm", "sxm"), name="wide", fpga=""),
+                      queue_depth=256, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="wide",
+                      fpga=""),
     "large": TspConfig(lanes=16, superlanes=2, streams=16, mem_slices=8, bank_depth=1024,
-                       queue_depth=512, units=("mxm", "sxm"), name="large", fpga=""),
+                       queue_depth=512, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="large",
+                       fpga=""),
 }
 
 
@@ -274,7 +293,6 @@ _PARAM_DOCS = {
     "mem_slices": "MEM slices per hemisphere",
     "bank_depth": "words per MEM bank, power of two; each slice has two banks",
     "queue_depth": "32-bit words per instruction queue, power of two",
-    "vxm_alus": "ALU stages per lane in the VXM pipeline (VRUN's dfunc is vxm_alus + 4)",
 }
 
 
@@ -295,6 +313,9 @@ def render_markdown() -> str:
         out.append(f"| `{pname}` | {lo}..{hi} | {_PARAM_DOCS[pname]} |")
     out += ["| `units` | subset of " + ", ".join(f"`{u}`" for u in COMPUTE_UNITS)
             + " | compute units instantiated (instructions of the others are ILLEGAL) |",
+            ("| `vxm_stages` | 1..8 of `G` `M` `S` | the VXM's ALU stages in order: G general, M "
+             "multiplier, S shifter (docs/vxm.md); `vxm_alus` = their number, VRUN's dfunc is "
+             "`vxm_alus + 4` |"),
             "| `name` | non-empty string | profile name, for reports |",
             "| `fpga` | `''`, `ice40`, `ecp5` | the board family a profile is meant for |",
             "", "## Profiles", "",

@@ -177,7 +177,8 @@ INSTRUCTIONS: tuple[Instr, ...] = (
           "Set the loop register: cycles between accesses."),
 
     # ---- VXM: per-lane ALU pipeline (docs/vxm.md, tsp/vxm.py) ------------------------------
-    Instr("VCFG", "vxm", 16, (Field("k", 3, "uint", "ALU stage (< vxm_alus)"),
+    Instr("VCFG", "vxm", 16, (Field("k", 3, "uint", "ALU stage (< vxm_alus); its kind "
+                                                    "(TspConfig.vxm_stages) must run op"),
                               Field("op", 5, "uint", "ALU operation (tsp/vxm.py ALU_OPS)"),
                               Field("type", 2, "uint", "0 i8, 1 i16, 2 i32"),
                               Field("dst", 2, "uint", "result register r0..r2"),
@@ -207,10 +208,12 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                               _stream("b", "operand b -> r1"),
                               Field("tb", 2, "uint", "type of b; 3 = no operand (r1 = 0)"),
                               _stream("d", "result r2 (first stream of the group)"),
-                              Field("td", 2, "uint", "result type: 0 i8, 1 i16, 2 i32")),
+                              Field("td", 2, "uint", "result type: 0 i8, 1 i16, 2 i32"),
+                              Field("sat", 1, "uint", "result conversion: 0 wrap, 1 saturate")),
           ("vxm_alus", 4), 0,
           "Run one vector through the pipeline: r0 = a, r1 = b, r2 = a; the ALU stages, then "
-          "the function stage; r2 (low bytes of type td) on stream group d."),
+          "the function stage; r2 converted to type td (wrapped, or saturated if sat) on "
+          "stream group d."),
     # ---- MXM: weight-stationary int8 MAC array (docs/units.md, docs/mxm.md) -----------------
     Instr("LW", "mxm", 32, (_stream("s", "weight-row stream (int8)"),
                             Field("row", 6, "uint", "first shadow-buffer row"),

@@ -23,6 +23,7 @@ __all__ = [
     "REG_NAMES",
     "RSQRT_TABLE",
     "SRC_NAMES",
+    "STAGE_KINDS",
     "TANH_TABLE",
     "TYPES",
     "TYPE_BY_CODE",
@@ -43,38 +44,49 @@ REG_NAMES = ("r0", "r1", "r2")
 SRC_NAMES = ("r0", "r1", "r2", "c0", "c1", "c2", "c3", "zero")
 
 
+# Stage kinds (TspConfig.vxm_stages is a string of these letters, one per ALU stage): a general
+# stage has the adder, comparator, logic and saturation; a multiplier stage the 32 x 32
+# multiplier; a shifter stage the barrel shifter. Every kind can PASS.
+STAGE_KINDS = {"G": "general", "M": "multiplier", "S": "shifter"}
+
+
 @dataclass(frozen=True)
 class AluOp:
-    """One ALU operation. `first_only`: needs the multiplier, which only stage 0 has."""
+    """One ALU operation and the stage kinds that have the hardware for it."""
 
     name: str
     code: int
     doc: str
-    first_only: bool = False
+    kinds: str = "G"
+
+    def runs_on(self, kind: str) -> bool:
+        """Whether a stage of kind `kind` ("G", "M" or "S") can run this operation."""
+        return kind in self.kinds
 
 
 ALU_OPS: tuple[AluOp, ...] = (
-    AluOp("PASS", 0, "X (operand x at the stage type: a wrapping type conversion)"),
+    AluOp("PASS", 0, "X (operand x at the stage type: a wrapping type conversion)", "GMS"),
     AluOp("ADD", 1, "wrap(X + Y)"),
     AluOp("SUB", 2, "wrap(X - Y)"),
-    AluOp("MUL", 3, "wrap(X * Y) (low bits of the product)", first_only=True),
+    AluOp("MUL", 3, "wrap(X * Y) (low bits of the product)", "M"),
     AluOp("MIN", 4, "min(X, Y)"),
     AluOp("MAX", 5, "max(X, Y)"),
     AluOp("AND", 6, "X & Y"),
     AluOp("OR", 7, "X | Y"),
     AluOp("XOR", 8, "X ^ Y"),
     AluOp("NOT", 9, "~X"),
-    AluOp("SHL", 10, "wrap(X << (y & 31))"),
-    AluOp("SHRA", 11, "X >> (y & 31) (arithmetic)"),
-    AluOp("SHRL", 12, "wrap((X mod 2^w) >> (y & 31)) (logical)"),
+    AluOp("SHL", 10, "wrap(X << (y & 31))", "S"),
+    AluOp("SHRA", 11, "X >> (y & 31) (arithmetic)", "S"),
+    AluOp("SHRL", 12, "wrap((X mod 2^w) >> (y & 31)) (logical)", "S"),
     AluOp("ADDS", 13, "sat(X + Y)"),
     AluOp("SUBS", 14, "sat(X - Y)"),
     AluOp("NEG", 15, "sat(-X)"),
     AluOp("ABS", 16, "sat(|X|)"),
     AluOp("RELU", 17, "max(X, 0)"),
     AluOp("SAT", 18, "sat(x): the full 32-bit x saturated to the type (a saturating conversion)"),
-    AluOp("SRDHM", 19, "gemmlowp SaturatingRoundingDoublingHighMul(x, y), int32", first_only=True),
-    AluOp("RDIVPOT", 20, "gemmlowp RoundingDivideByPOT(x, y & 31), int32, ties away from zero"),
+    AluOp("SRDHM", 19, "gemmlowp SaturatingRoundingDoublingHighMul(x, y), int32", "M"),
+    AluOp("RDIVPOT", 20, "gemmlowp RoundingDivideByPOT(x, y & 31), int32, ties away from zero",
+          "S"),
 )
 ALU_BY_NAME = {op.name: op for op in ALU_OPS}
 ALU_BY_CODE = {op.code: op for op in ALU_OPS}
