@@ -16,6 +16,8 @@ Ports:
   cur_e, cur_w        In   stream registers at this position (for IFETCH)
   host_*              In/Out instruction-memory access while not running (read data next cycle)
   issue, instr        Out  a unit instruction issues this cycle, and the instruction word
+  instr_next          Out  the word `instr` carries next cycle if a unit instruction issues then
+                           (lets a unit register decodes one cycle early; same timing)
   notify              Out  this queue issues NOTIFY this cycle
   flags               Out  CONFIG flags in effect this cycle
   active, parked      Out  for the done/deadlock rule
@@ -45,7 +47,8 @@ class InstructionQueue(wiring.Component):
             "cur_e": In(stream_layout(config)), "cur_w": In(stream_layout(config)),
             "host_addr": In(abits), "host_wdata": In(32), "host_we": In(1), "host_re": In(1),
             "host_rdata": Out(32),
-            "issue": Out(1), "instr": Out(32), "notify": Out(1), "flags": Out(16),
+            "issue": Out(1), "instr": Out(32), "instr_next": Out(32),
+            "notify": Out(1), "flags": Out(16),
             "active": Out(1), "parked": Out(1), "illegal": Out(1),
         })
 
@@ -60,6 +63,7 @@ class InstructionQueue(wiring.Component):
         wr = imem.write_port()
 
         ir = Signal(32)
+        ir_d = Signal(32)             # next value of ir
         pc = Signal(abits)            # address of the word in ir
         fresh = Signal()              # first cycle of the instruction in ir
         cnt = Signal(17)              # cycles the instruction in ir has been held
@@ -67,12 +71,19 @@ class InstructionQueue(wiring.Component):
         copies = Signal(12)           # REPEAT: copies issued so far
         halted = Signal()
         last = Signal(32)
+        last_d = Signal(32)           # next value of last
         last_valid = Signal()
         flags = Signal(16)
         ifbuf = Signal(cfg.vec_bits)
         advance = Signal()
 
         m.d.comb += self.flags.eq(flags)
+        m.d.comb += [ir_d.eq(ir), last_d.eq(last)]      # hold unless loaded below
+        m.d.sync += [ir.eq(ir_d), last.eq(last_d)]
+        # Next cycle `instr` is `last` for a REPEAT copy, else the unit instruction in ir; one
+        # that issues then was loaded from the read port in this cycle (prime or advance: a unit
+        # instruction issues in its first cycle in ir), so rd.data stands for ir_d there.
+        m.d.comb += self.instr_next.eq(Mux(opcode(ir_d) == OP["REPEAT"], last_d, rd.data))
         m.d.comb += rd.en.eq(0)          # hold the prefetched word unless told otherwise
         m.d.comb += self.host_rdata.eq(rd.data)
 
@@ -85,10 +96,12 @@ class InstructionQueue(wiring.Component):
         # ---- run control ---------------------------------------------------------------
         with m.If(self.start):
             m.d.comb += [rd.addr.eq(0), rd.en.eq(1)]
-            m.d.sync += [pc.eq(0), halted.eq(0), last_valid.eq(0), flags.eq(0), ir.eq(0)]
+            m.d.sync += [pc.eq(0), halted.eq(0), last_valid.eq(0), flags.eq(0)]
+            m.d.comb += ir_d.eq(0)
         with m.Elif(self.prime):
             m.d.comb += [rd.addr.eq(1), rd.en.eq(1)]
-            m.d.sync += [ir.eq(rd.data), fresh.eq(1), cnt.eq(0)]
+            m.d.sync += [fresh.eq(1), cnt.eq(0)]
+            m.d.comb += ir_d.eq(rd.data)
         with m.Elif(~self.run):
             m.d.comb += [rd.addr.eq(self.host_addr), rd.en.eq(self.host_re),
                          wr.addr.eq(self.host_addr), wr.data.eq(self.host_wdata),
@@ -140,11 +153,13 @@ class InstructionQueue(wiring.Component):
                 with m.Default():
                     with m.If(is_unit):
                         m.d.comb += [self.issue.eq(1), self.instr.eq(ir)]
-                        m.d.sync += [last.eq(ir), last_valid.eq(1)]
+                        m.d.sync += last_valid.eq(1)
+                        m.d.comb += last_d.eq(ir)
                     with m.Else():
                         m.d.comb += self.illegal.eq(1)
                     m.d.comb += advance.eq(1)
             with m.If(advance):
                 m.d.comb += [rd.addr.eq(pc + 2), rd.en.eq(1)]
-                m.d.sync += [ir.eq(rd.data), pc.eq(pc + 1), fresh.eq(1)]
+                m.d.sync += [pc.eq(pc + 1), fresh.eq(1)]
+                m.d.comb += ir_d.eq(rd.data)
         return m

@@ -12,10 +12,14 @@ registers (iterations n, step, countdown d); access k happens at t + k*d.
                the new word is visible to a read in u+1.
 Errors: BANK_CONFLICT (read and write on one bank in one cycle: the write is dropped) and
 ENGINE_BUSY (an instruction for an engine that still has accesses: the instruction is dropped).
+Area: the three stream selects (write data, the two map addresses) are AND-ORs driven by one-hot
+registers decoded a cycle early from the queue's `instr_next` (streams.select_onehot); as binary
+16:1 muxes on the issue-cycle decode path they cost about twice the LUTs.
 
 Ports:
   run, clear           In   running; START (reset loop registers and engines)
   issue, instr, flags  In   from this position's instruction queue
+  instr_next           In   the queue's `instr_next`: the word `instr` carries next cycle
   cur_e, cur_w         In   stream registers at this position
   out_en, out_sel, out_data  Out  a value to put on stream out_sel (6-bit operand) this cycle
   active               Out  engines have work at this cycle or later, or read data in flight
@@ -30,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 from tsp.config import TspConfig
 
 from .decode import fld, is_op
-from .streams import select_stream, stream_layout
+from .streams import select_onehot, stream_layout, stream_onehot
 
 __all__ = ["MemSlice"]
 
@@ -48,7 +52,6 @@ class _Engine:
         self.d = Signal(16, name=f"{name}_d")
         self.gs = Signal(name=f"{name}_gs")              # GATHER/SCATTER (address from a map)
         self.s = Signal(6, name=f"{name}_s")             # data stream operand
-        self.m = Signal(6, name=f"{name}_m")             # map stream operand
 
 
 class MemSlice(wiring.Component):
@@ -57,7 +60,7 @@ class MemSlice(wiring.Component):
         abits = config.mem_addr_bits
         super().__init__({
             "run": In(1), "clear": In(1),
-            "issue": In(1), "instr": In(32), "flags": In(16),
+            "issue": In(1), "instr": In(32), "instr_next": In(32), "flags": In(16),
             "cur_e": In(stream_layout(config)), "cur_w": In(stream_layout(config)),
             "out_en": Out(1), "out_sel": Out(6), "out_data": Out(config.vec_bits),
             "active": Out(1), "err_bank_conflict": Out(1), "err_engine_busy": Out(1),
@@ -80,11 +83,12 @@ class MemSlice(wiring.Component):
             m.submodules[f"bank{b}"] = mem
             banks.append((mem.read_port(transparent_for=()), mem.write_port(granularity=32)))
 
-        def sel(operand):
-            return select_stream(cfg, self.cur_e, self.cur_w, operand)
-
-        def map_addr(operand):
-            return select_stream(cfg, self.cur_e, self.cur_w, operand, 0, abits)
+        # Stream selects are AND-ORs driven by one-hot registers (streams.select_onehot). Each
+        # register holds, during cycle u, the select its engine needs in u: the engine's own
+        # operand while it is active (an instruction arriving then is dropped), otherwise the
+        # operand of the instruction the queue presents in u, decoded from `instr_next` in u-1.
+        def sel_oh(onehot, width=None):
+            return select_onehot(cfg, self.cur_e, self.cur_w, onehot, 0, width)
 
         # Superlane power-down mask -> byte mask and write-chunk enable mask.
         def chunk_enable(flags):
@@ -115,8 +119,7 @@ class MemSlice(wiring.Component):
         w_s = Signal(6)
 
         with m.If(self.clear):
-            m.d.sync += [n_reg.eq(1), step_reg.eq(1), d_reg.eq(1),
-                         rd_eng.active.eq(0), wr_eng.active.eq(0)]
+            m.d.sync += [n_reg.eq(1), step_reg.eq(1), d_reg.eq(1)]
 
         with m.If(self.run & self.issue):
             with m.If(is_op(instr, "ITERATIONS")):
@@ -129,20 +132,32 @@ class MemSlice(wiring.Component):
         n1 = Mux(n_reg == 0, 1, n_reg)
         d1 = Mux(d_reg == 0, 1, d_reg)
 
+        nxt = self.instr_next
+        m_oh_next = stream_onehot(cfg, fld(nxt, "GATHER", "m"))    # SCATTER's m is the same field
+        ws_oh_next = stream_onehot(cfg, Mux(is_op(nxt, "SCATTER"), fld(nxt, "SCATTER", "s"),
+                                            fld(nxt, "WRITE", "s")))
+        w_oh = Signal(2 * cfg.streams)      # write data select (WRITE/SCATTER s)
+
         for eng, new, acc, addr, s_out, rw in ((rd_eng, new_rd, r_acc, r_addr, r_s, "r"),
                                                (wr_eng, new_wr, w_acc, w_addr, w_s, "w")):
+            act_d = Signal(name=f"{rw}_active_d")         # next value of eng.active
+            m_oh = Signal(2 * cfg.streams, name=f"{rw}_m_oh")   # map select (GATHER/SCATTER m)
+            m.d.comb += act_d.eq(eng.active)
+            with m.If(self.clear):
+                m.d.comb += act_d.eq(0)
+            m.d.sync += [eng.active.eq(act_d), m_oh.eq(Mux(act_d, m_oh, m_oh_next))]
+            if rw == "w":
+                m.d.sync += w_oh.eq(Mux(act_d, w_oh, ws_oh_next))
             if rw == "r":
                 gs_new = is_op(instr, "GATHER")
                 a_new = fld(instr, "READ", "addr")[:abits]
                 s_new = Mux(gs_new, fld(instr, "GATHER", "s"), fld(instr, "READ", "s"))
-                m_new = fld(instr, "GATHER", "m")
             else:
                 gs_new = is_op(instr, "SCATTER")
                 a_new = fld(instr, "WRITE", "addr")[:abits]
                 s_new = Mux(gs_new, fld(instr, "SCATTER", "s"), fld(instr, "WRITE", "s"))
-                m_new = fld(instr, "SCATTER", "m")
             starting = self.run & new & ~eng.active
-            maddr = map_addr(Mux(starting, m_new, eng.m))   # one address select per engine
+            maddr = sel_oh(m_oh, abits)                        # one address select per engine
             busy_err = Signal(name=f"{rw}_busy_err")
             # an instruction for a busy engine is dropped; the engine goes on
             m.d.comb += busy_err.eq(self.run & new & eng.active)
@@ -150,15 +165,17 @@ class MemSlice(wiring.Component):
                 # access 0 now, then n-1 more, d cycles apart
                 a_now = Mux(gs_new, maddr, a_new)
                 m.d.comb += [acc.eq(1), addr.eq(a_now), s_out.eq(s_new)]
-                m.d.sync += [eng.active.eq(n1 > 1), eng.addr.eq(a_now + step_reg[:abits]),
+                m.d.comb += act_d.eq(n1 > 1)
+                m.d.sync += [eng.addr.eq(a_now + step_reg[:abits]),
                              eng.rem.eq(n1 - 1), eng.cnt.eq(d1), eng.step.eq(step_reg[:abits]),
-                             eng.d.eq(d1), eng.gs.eq(gs_new), eng.s.eq(s_new), eng.m.eq(m_new)]
+                             eng.d.eq(d1), eng.gs.eq(gs_new), eng.s.eq(s_new)]
             with m.Elif(self.run & eng.active):
                 with m.If(eng.cnt == 1):
                     a_now = Mux(eng.gs, maddr, eng.addr)
                     m.d.comb += [acc.eq(1), addr.eq(a_now), s_out.eq(eng.s)]
                     m.d.sync += [eng.addr.eq(eng.addr + eng.step), eng.rem.eq(eng.rem - 1),
-                                 eng.cnt.eq(eng.d), eng.active.eq(eng.rem > 1)]
+                                 eng.cnt.eq(eng.d)]
+                    m.d.comb += act_d.eq(eng.rem > 1)
                 with m.Else():
                     m.d.sync += eng.cnt.eq(eng.cnt - 1)
             if rw == "r":
@@ -180,7 +197,7 @@ class MemSlice(wiring.Component):
         out_pending = Signal()
         out_sel_r = Signal(6)
         keep_r = Signal(cfg.vec_bits)
-        wdata = sel(w_s)
+        wdata = sel_oh(w_oh)
         for b, (rp, wp) in enumerate(banks):
             m.d.comb += rp.en.eq(0)      # read ports hold their data unless accessed
             with m.If(self.run):

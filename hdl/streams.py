@@ -10,12 +10,12 @@ Signals (P positions, S streams, V = vec_bits), see `StreamFabric`:
   wdata[p][d][s] the value written on stream s
   cur[p][d][s]   the register contents during this cycle
 """
-from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, unsigned
+from amaranth import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data
 
 from tsp.config import TspConfig
 
-__all__ = ["StreamFabric", "select_stream", "stream_layout"]
+__all__ = ["StreamFabric", "select_onehot", "select_stream", "stream_layout", "stream_onehot"]
 
 
 def stream_layout(config: TspConfig) -> data.ArrayLayout:
@@ -36,6 +36,29 @@ def select_stream(config: TspConfig, cur_e, cur_w, operand, lo: int = 0, width: 
     west = Array([cur_w[i][lo:lo + width] for i in range(S)] + pad)
     valid = operand[:5] < S
     return Mux(valid, Mux(operand[5], west[idx], east[idx]), 0)
+
+
+def stream_onehot(config: TspConfig, operand) -> Value:
+    """2*S-bit one-hot decode of a 6-bit stream operand: bit `d*S + i` is set for direction `d`
+    (operand bit 5), index `i`; no bit is set for an index >= streams."""
+    S = config.streams
+    return Cat(*[operand[:6] == (d << 5 | i) for d in (0, 1) for i in range(S)])
+
+
+def select_onehot(config: TspConfig, cur_e, cur_w, onehot, lo: int = 0,
+                  width: int | None = None) -> Value:
+    """Bits [lo, lo+width) of the vector picked by a `stream_onehot` select (zero if no bit set),
+    built as an AND-OR. Drive `onehot` straight from flip-flops: the synthesiser then maps this
+    to about 11 LUT4 per bit (an equivalent binary 16:1 mux costs about 21-29 under abc9), and it
+    cannot re-merge a combinational decode into wide LUTs."""
+    S = config.streams
+    width = config.vec_bits - lo if width is None else width
+    terms = [cur[i][lo:lo + width] & onehot[d * S + i].replicate(width)
+             for d, cur in ((0, cur_e), (1, cur_w)) for i in range(S)]
+    while len(terms) > 1:        # balanced OR tree
+        terms = [terms[j] | terms[j + 1] if j + 1 < len(terms) else terms[j]
+                 for j in range(0, len(terms), 2)]
+    return terms[0]
 
 
 class StreamFabric(Elaboratable):

@@ -99,7 +99,8 @@ class TspTop(wiring.Component):
         for p, ms in mems.items():
             q = queues[p]
             m.d.comb += [ms.run.eq(run), ms.clear.eq(phase == 1), ms.issue.eq(q.issue),
-                         ms.instr.eq(q.instr), ms.flags.eq(q.flags),
+                         ms.instr.eq(q.instr), ms.instr_next.eq(q.instr_next),
+                         ms.flags.eq(q.flags),
                          ms.cur_e.eq(Cat(*fabric.cur[p][0])), ms.cur_w.eq(Cat(*fabric.cur[p][1]))]
             for d in (0, 1):
                 m.d.comb += fabric.wen[p][d].eq(
