@@ -9,28 +9,34 @@ Pipeline of a VRUN issued at t (A = config.vxm_alus, dskew 0, dfunc A + 4):
   t+A+1      function stage, first cycle: ROM address from r[x] (function configuration as in
              effect in t+A+1), synchronous ROM read; r2 and the post-processing controls are
              registered.
-  t+A+2      function stage, second cycle: the ROM word post-processed; r2 (or f(r[x]) when the
-             function writes r2) registered.
-  t+A+3      the registered r2 drives wen/wdata (low bytes of type td on streams d..), so the
-             value is in the stream registers during t+A+4.
+  t+A+2      function stage, second cycle: the ROM word post-processed, r2 (or f(r[x]) when the
+             function writes r2) converted to td (saturated when VRUN's sat is set) registered.
+  t+A+3      the registered value drives wen/wdata (low bytes of type td on streams d..), so
+             it is in the stream registers during t+A+4.
 
 Configuration registers (stage configurations, function stage, per-lane constants) load at the
-end of the issue cycle, so they are in effect from t+1 on. Illegal configurations raise
-ILLEGAL in the issue cycle and change nothing. `clear` restores the reset configuration,
-zeroes the constants and drops every vector in flight (it wins over an issue in the same cycle).
+end of the issue cycle, so they are in effect from t+1 on. Illegal configurations (including an
+operation the stage's kind cannot run) raise ILLEGAL in the issue cycle and change nothing.
+`clear` restores the reset configuration, zeroes the constants and drops every vector in flight
+(it wins over an issue in the same cycle).
 
-Cost choices: only stage 0 has the 32 x 32 multiplier (MUL and SRDHM). Every stage has one
-33-bit adder (ADD SUB ADDS SUBS NEG ABS, the MIN/MAX comparison and RDIVPOT's rounding bias),
-one 33-bit right barrel shifter (SHRA, SHRL, RDIVPOT, and SHL through bit reversal), one
-saturation unit (ADDS SUBS NEG ABS SAT) and one final wrap to the type. Stage controls are
-decoded once per stage, shared by all lanes. The function tables are one ROM per lane pair
-(EXP, TANH and RSQRT concatenated, 7168 x 16 bits, two synchronous read ports), so they map to
-block RAM.
+Stage kinds (config.vxm_stages, docs/vxm.md section 1), each built with only its hardware:
+  G  operands typed (wrap_w) once; one 33-bit adder (ADD SUB ADDS SUBS NEG ABS and the MIN/MAX/
+     RELU comparison), one bitwise unit (a per-lane 2-input truth table: AND OR XOR NOT PASS,
+     and the MIN/MAX/RELU selection), one saturation and one final wrap to the type.
+  M  the 32 x 32 multiplier (MUL = low bits, SRDHM = rounded high bits, saturated for
+     INT_MIN * INT_MIN), PASS; operands are not typed (wrap_w(x*y) = wrap_w(X*Y)).
+  S  one 34-bit right barrel shifter (SHRA, SHRL, PASS = SHRA by 0, RDIVPOT with the shifted-out
+     guard bit, SHL through bit reversal), one incrementer for RDIVPOT's rounding; its y
+     selector is 5 bits wide (only `y & 31` is used).
+Stage controls are decoded once per stage, shared by all lanes. The function tables are one ROM
+per lane pair (EXP, TANH and RSQRT concatenated, 7168 x 16 bits, two synchronous read ports),
+so they map to block RAM.
 
 Ports: exactly the unit contract (docs/units.md section 1, `hdl.unit.unit_members`).
 `wdata_e` and `wdata_w` carry the same values; they are meaningful where `wen_*` is set.
 """
-from amaranth import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -46,8 +52,6 @@ __all__ = ["ROM_BASE", "ROM_INIT", "Vxm"]
 
 BIT_ILLEGAL = ERR_BITS["ILLEGAL"]
 OPS = {op.name: op.code for op in spec.ALU_OPS}
-N_OPS = len(spec.ALU_OPS)
-FIRST_ONLY = tuple(op.code for op in spec.ALU_OPS if op.first_only)
 FN = spec.FUNC_BY_NAME
 I8, I16, I32 = spec.TYPE_BY_NAME["i8"], spec.TYPE_BY_NAME["i16"], spec.TYPE_BY_NAME["i32"]
 SRC_ZERO = spec.SRC_NAMES.index("zero")
@@ -60,10 +64,22 @@ ROM_INIT = ([int(v) for v in spec.EXP_TABLE] + [int(v) for v in spec.TANH_TABLE]
 if (len(spec.EXP_TABLE), len(spec.TANH_TABLE), len(spec.RSQRT_TABLE)) != (4096, 2048, 1024):
     raise ValueError("hdl.vxm: the ROM layout assumes tables of 4096, 2048 and 1024 entries")
 
+# The operations each stage kind implements below; checked against tsp.vxm at construction.
+_KIND_OPS = {
+    "G": ("PASS", "ADD", "SUB", "MIN", "MAX", "AND", "OR", "XOR", "NOT", "ADDS", "SUBS", "NEG",
+          "ABS", "RELU", "SAT"),
+    "M": ("PASS", "MUL", "SRDHM"),
+    "S": ("PASS", "SHL", "SHRA", "SHRL", "RDIVPOT"),
+}
+# Bitwise unit truth tables, bit (2 * X_i + Y_i) = result bit.
+_TT = {"AND": 0b1000, "OR": 0b1110, "XOR": 0b0110, "NOT": 0b0011, "PASS": 0b1100}
+_TT_X, _TT_Y = 0b1100, 0b1010
 
-def _check_timing() -> None:
-    """The pipeline below implements dskew 0 and dfunc = vxm_alus + 4 (VRUN), dskew 0
-    (VLOADC); refuse to build against a tsp.isa that says otherwise."""
+
+def _check_spec() -> None:
+    """The pipeline implements dskew 0 and dfunc = vxm_alus + 4 (VRUN), dskew 0 (VLOADC), and
+    the kind table of tsp.vxm; refuse to build against a tsp.isa / tsp.vxm that says
+    otherwise."""
     want = {"VRUN": (("vxm_alus", 4), 0), "VLOADC": (None, 0)}
     for ins in isa.INSTRUCTIONS:
         if ins.unit != "vxm":
@@ -73,40 +89,78 @@ def _check_timing() -> None:
             raise ValueError(f"hdl.vxm.Vxm implements {ins.name} with dfunc={expect[0]} "
                              f"dskew={expect[1]}, but tsp.isa gives dfunc={ins.dfunc} "
                              f"dskew={ins.dskew}")
+    for kind, names in _KIND_OPS.items():
+        runs = tuple(op.name for op in spec.ALU_OPS if op.runs_on(kind))
+        if sorted(runs) != sorted(names):
+            raise ValueError(f"hdl.vxm.Vxm builds {kind} stages with {names}, but tsp.vxm says "
+                             f"{kind} stages run {runs}")
 
 
 def _wrap(v, t):
     """The low 8/16/32 bits of the 32-bit `v` (type code `t`: 0/1/2), sign-extended."""
-    return Mux(t == I8, v[:8].as_signed(), Mux(t == I16, v[:16].as_signed(), v[:32]))[:32]
+    w16 = Mux(t == I8, Cat(v[:8], v[7].replicate(8)), v[:16])
+    return Cat(v[:8], w16[8:16], Mux(t == I32, v[16:32], w16[15].replicate(16)))
+
+
+def _tree(sel, items: list):
+    """A binary multiplexer tree: items[sel] (len(items) a power of two)."""
+    level = list(items)
+    b = 0
+    while len(level) > 1:
+        level = [Mux(sel[b], level[i + 1], level[i]) for i in range(0, len(level), 2)]
+        b += 1
+    return level[0]
 
 
 def _lane(vec, i: int, width: int):
     return vec[width * i:width * (i + 1)]
 
 
-class _StageCtl:
+class _Ctl:
     """Controls of one ALU stage, decoded once from its configuration (shared by all lanes)."""
 
-    def __init__(self, m: Module, k: int, op, typ, wrap_t):
+    def __init__(self, m: Module, k: int, kind: str, op, typ, dst, x, y):
+        self.kind, self.typ, self.x = kind, typ, x
+
         def is_(*names):
             return Cat(*[op == OPS[nm] for nm in names]).any()
 
-        self.op, self.typ, self.wrap_t = op, typ, wrap_t
-        sig = {}
-        for name, expr in (
-                ("add_y", is_("ADD", "ADDS")),
-                ("sub_y", is_("SUB", "SUBS", "MIN", "MAX")),
-                ("unary", is_("NEG", "ABS")),
-                ("neg", op == OPS["NEG"]),
-                ("abs", op == OPS["ABS"]),
-                ("rdiv", op == OPS["RDIVPOT"]),
-                ("shl", op == OPS["SHL"]),
-                ("shrl", op == OPS["SHRL"]),
-                ("sat_x", op == OPS["SAT"])):
-            s = Signal(name=f"s{k}_{name}")
+        def sig(name, expr, width=1):
+            s = Signal(width, name=f"s{k}_{name}")
             m.d.comb += s.eq(expr)
-            sig[name] = s
-        self.__dict__.update(sig)
+            return s
+
+        self.wr = [sig(f"wr{r}", dst == r) for r in range(3)]
+        if kind == "G":
+            one = is_("PASS", "NOT", "NEG", "ABS", "RELU", "SAT")      # y forced to zero
+            self.y = sig("y", Mux(one, SRC_ZERO, y), 3)
+            self.t_op = sig("t_op", Mux(op == OPS["SAT"], I32, typ), 2)   # operand typing
+            self.a_zero = sig("a_zero", is_("NEG", "ABS"))               # adder a = 0, b = X
+            self.sub = sig("sub", is_("SUB", "SUBS", "MIN", "MAX", "RELU", "NEG"))
+            self.abs = sig("abs", op == OPS["ABS"])
+            self.sat = sig("sat", is_("ADDS", "SUBS", "NEG", "ABS", "SAT"))
+            self.logic = sig("logic", is_("PASS", "AND", "OR", "XOR", "NOT", "MIN", "MAX",
+                                          "RELU"))
+            self.minmax = sig("minmax", is_("MIN", "MAX", "RELU"))
+            self.max = sig("max", is_("MAX", "RELU"))
+            tt = Const(_TT["PASS"], 4)
+            for name in ("AND", "OR", "XOR", "NOT"):
+                tt = Mux(op == OPS[name], _TT[name], tt)
+            self.tt = sig("tt", tt, 4)
+            self.lowmask = sig("lowmask", Mux(typ == I8, 0x7F, Mux(typ == I16, 0x7FFF,
+                                                                   0x7FFF_FFFF)), 32)
+        elif kind == "M":
+            self.y = y
+            self.mul = sig("mul", op == OPS["MUL"])
+            self.srdhm = sig("srdhm", op == OPS["SRDHM"])
+            self.t_res = sig("t_res", Mux(self.srdhm, I32, typ), 2)
+        else:
+            self.y = sig("y", Mux(op == OPS["PASS"], SRC_ZERO, y), 3)   # PASS = SHRA by 0
+            self.shl = sig("shl", op == OPS["SHL"])
+            self.rdiv = sig("rdiv", op == OPS["RDIVPOT"])
+            self.signed = sig("signed", is_("SHRA", "PASS", "RDIVPOT"))
+            self.t_op = sig("t_op", Mux(self.rdiv | self.shl, I32, typ), 2)
+            self.t_res = sig("t_res", Mux(self.rdiv, I32, typ), 2)
 
 
 class Vxm(wiring.Component):
@@ -115,15 +169,16 @@ class Vxm(wiring.Component):
     def __init__(self, config: TspConfig):
         if not isinstance(config, TspConfig):
             raise TypeError(f"Vxm: config must be a TspConfig, not {config!r}")
-        _check_timing()
+        _check_spec()
         self.config = config
         self.alus = config.vxm_alus
+        self.stages = config.vxm_stages
         super().__init__(unit_members(config))
 
     # ---- helpers -------------------------------------------------------------------------
     def _groups(self, m: Module, operand, name: str) -> list:
         """The four streams operand, operand+1, .., operand+3 (direction bit 5), zero past the
-        last stream."""
+        last stream: the direction selected once per stream, then one mux tree per byte."""
         cfg = self.config
         S, V = cfg.streams, cfg.vec_bits
         ibits = max(1, (S - 1).bit_length())
@@ -132,115 +187,89 @@ class Vxm(wiring.Component):
             s = Signal(V, name=f"{name}_side{i}")
             m.d.comb += s.eq(Mux(operand[5], self.cur_w[i], self.cur_e[i]))
             side.append(s)
-        arr = Array(side + [Const(0, V)] * ((1 << ibits) - S))
+        side += [Const(0, V)] * ((1 << ibits) - S)
         out = []
         for b in range(4):
             idx = Signal(6, name=f"{name}_idx{b}")
             m.d.comb += idx.eq(operand[:5] + b)
             g = Signal(V, name=f"{name}_g{b}")
-            m.d.comb += g.eq(Mux(idx < S, arr[idx[:ibits]], 0))
+            m.d.comb += g.eq(Mux(idx < S, _tree(idx[:ibits], side), 0))
             out.append(g)
         return out
 
-    def _alu(self, m: Module, k: int, lane: int, ctl: _StageCtl, regs: list, consts: list,
-             xsel, ysel, dst) -> list:
+    def _stage(self, m: Module, k: int, lane: int, c: _Ctl, regs: list, consts: list) -> list:
         """One lane of ALU stage k: the three registers after the stage (combinational)."""
         nm = f"a{k}_{lane}"
-        typ = ctl.typ
-        srcs = list(regs) + list(consts) + [Const(0, 32)]
         x = Signal(32, name=f"{nm}_x")
-        y = Signal(32, name=f"{nm}_y")
-        m.d.comb += [x.eq(Array(regs + [Const(0, 32)])[xsel]), y.eq(Array(srcs)[ysel])]
-        X = Signal(32, name=f"{nm}_X")           # wrap_w(x), wrap_w(y)
-        Y = Signal(32, name=f"{nm}_Y")
-        m.d.comb += [X.eq(_wrap(x, typ)), Y.eq(_wrap(y, typ))]
-        xneg = X[31]
-        sh = y[:5]                               # shift amount / RDIVPOT exponent
-
-        # -- adder (33 bits): X +/- Y, -X / |X|, x + RDIVPOT bias ---------------------------
-        low_e1 = Signal(32, name=f"{nm}_lowmask")    # 2^(e-1) - 1 (0 for e = 0)
-        m.d.comb += low_e1.eq(Cat(*[sh > i + 1 for i in range(32)]))
-        inv_x = ctl.neg | (ctl.abs & xneg)
-        a_in = Mux(ctl.unary, 0, Mux(ctl.rdiv, x.as_signed(), X.as_signed()))
-        b_sel = Mux(ctl.unary, X.as_signed(), Mux(ctl.rdiv, low_e1, Y.as_signed()))
-        b_inv = ctl.sub_y | (ctl.unary & inv_x)
-        cin = b_inv | (ctl.rdiv & (sh != 0) & ~x[31])
-        b_in = Signal(33, name=f"{nm}_bin")
-        m.d.comb += b_in.eq(Mux(b_inv, ~b_sel[:33], b_sel[:33]))
-        a33 = Signal(33, name=f"{nm}_ain")
-        m.d.comb += a33.eq(a_in)
-        total = Signal(33, name=f"{nm}_sum")
-        m.d.comb += total.eq(a33 + b_in + cin)
-        lt = total[32]                           # X < Y when the adder computes X - Y
-
-        # -- saturation to the type (ADDS SUBS NEG ABS: the sum; SAT: the full x) -------------
-        sv = Signal(33, name=f"{nm}_satin")
-        m.d.comb += sv.eq(Mux(ctl.sat_x, x.as_signed(), total))
-        top = sv[32]
-        ovf = Mux(typ == I8, ~((sv[7:] == 0) | (sv[7:] == (1 << 26) - 1)),
-                  Mux(typ == I16, ~((sv[15:] == 0) | (sv[15:] == (1 << 18) - 1)),
-                      sv[31] != sv[32]))
-        width_m1 = Mux(typ == I8, 7, Mux(typ == I16, 15, 31))
-        lim = Signal(32, name=f"{nm}_lim")       # 2^(w-1) - 1 or 2^(w-1) (wrapped later)
-        m.d.comb += lim.eq(Mux(top, Const(1, 32) << width_m1, (Const(1, 32) << width_m1) - 1))
-        satout = Mux(ovf, lim, sv[:32])
-
-        # -- right barrel shifter (33 bits): SHRA, SHRL, RDIVPOT, SHL (bit-reversed) ----------
-        zext = Mux(typ == I8, X[:8], Mux(typ == I16, X[:16], X))
-        rev_x = Cat(*[x[31 - i] for i in range(32)])
-        s_in = Signal(33, name=f"{nm}_shin")
-        m.d.comb += s_in.eq(Mux(ctl.rdiv, total,
-                                Mux(ctl.shl, rev_x, Mux(ctl.shrl, zext, X.as_signed()))))
-        s_out = Signal(33, name=f"{nm}_shout")
-        m.d.comb += s_out.eq(s_in.as_signed() >> sh)
-        shl_out = Cat(*[s_out[31 - i] for i in range(32)])
-
-        # -- stage 0 only: the one 32 x 32 multiplier. MUL = its low bits (wrap_w(x*y) =
-        # wrap_w(X*Y)); SRDHM = floor((p + 2^30) / 2^31), which equals gemmlowp's truncating
-        # (p + nudge) / 2^31 for both signs of p; saturated for INT_MIN * INT_MIN.
-        if k == 0:
-            prod = Signal(64, name=f"{nm}_prod")
-            m.d.comb += prod.eq(x.as_signed() * y.as_signed())
-            hi = Signal(35, name=f"{nm}_srdhm")
-            m.d.comb += hi.eq(prod[30:].as_signed() + 1)
-            both_min = (x == 0x8000_0000) & (y == 0x8000_0000)
-
-        # -- result -----------------------------------------------------------------------
-        pre = Signal(32, name=f"{nm}_pre")
-        op = ctl.op
-        with m.Switch(op):
-            with m.Case(OPS["PASS"]):
-                m.d.comb += pre.eq(x)
-            with m.Case(OPS["ADD"], OPS["SUB"]):
-                m.d.comb += pre.eq(total[:32])
-            with m.Case(OPS["MIN"]):
-                m.d.comb += pre.eq(Mux(lt, X, Y))
-            with m.Case(OPS["MAX"]):
-                m.d.comb += pre.eq(Mux(lt, Y, X))
-            with m.Case(OPS["AND"]):
-                m.d.comb += pre.eq(X & Y)
-            with m.Case(OPS["OR"]):
-                m.d.comb += pre.eq(X | Y)
-            with m.Case(OPS["XOR"]):
-                m.d.comb += pre.eq(X ^ Y)
-            with m.Case(OPS["NOT"]):
-                m.d.comb += pre.eq(~X)
-            with m.Case(OPS["SHL"]):
-                m.d.comb += pre.eq(shl_out)
-            with m.Case(OPS["SHRA"], OPS["SHRL"], OPS["RDIVPOT"]):
-                m.d.comb += pre.eq(s_out[:32])
-            with m.Case(OPS["ADDS"], OPS["SUBS"], OPS["NEG"], OPS["ABS"], OPS["SAT"]):
-                m.d.comb += pre.eq(satout)
-            with m.Case(OPS["RELU"]):
-                m.d.comb += pre.eq(Mux(xneg, 0, X))
-            if k == 0:
-                with m.Case(OPS["MUL"]):
-                    m.d.comb += pre.eq(prod[:32])
-                with m.Case(OPS["SRDHM"]):
-                    m.d.comb += pre.eq(Mux(both_min, 0x7FFF_FFFF, hi[1:33]))
+        m.d.comb += x.eq(Mux(c.x[1], regs[2], Mux(c.x[0], regs[1], regs[0])))
+        srcs = list(regs) + list(consts) + [Const(0, 32)]
         res = Signal(32, name=f"{nm}_res")
-        m.d.comb += res.eq(_wrap(pre, ctl.wrap_t))
-        return [Mux(dst == r, res, regs[r]) for r in range(3)]
+        if c.kind == "G":
+            y = Signal(32, name=f"{nm}_y")
+            m.d.comb += y.eq(_tree(c.y, srcs))
+            X = Signal(32, name=f"{nm}_X")
+            Y = Signal(32, name=f"{nm}_Y")
+            m.d.comb += [X.eq(_wrap(x, c.t_op)), Y.eq(_wrap(y, c.t_op))]
+            # adder: X + Y, X - Y (SUB SUBS MIN MAX RELU: Y = 0), -X (NEG), |X| (ABS)
+            inv = Signal(name=f"{nm}_inv")
+            m.d.comb += inv.eq(c.sub | (c.abs & X[31]))
+            a33 = Signal(33, name=f"{nm}_a")
+            b33 = Signal(33, name=f"{nm}_b")
+            m.d.comb += [a33.eq(Mux(c.a_zero, 0, X.as_signed())),
+                         b33.eq(Mux(c.a_zero, X.as_signed(), Y.as_signed())
+                                ^ inv.replicate(33))]
+            s = Signal(33, name=f"{nm}_sum")
+            m.d.comb += s.eq(a33 + b33 + inv)
+            # saturation to the type: bits w-1..32 of the sum not all equal
+            hi1, hi0 = s[16:33].all(), ~s[16:33].any()
+            eq8 = (s[7:16].all() & hi1) | (~s[7:16].any() & hi0)
+            eq16 = (s[15] & hi1) | (~s[15] & hi0)
+            eq32 = s[31] == s[32]
+            ovf = Signal(name=f"{nm}_ovf")
+            m.d.comb += ovf.eq(c.sat & ~Mux(c.typ == I8, eq8, Mux(c.typ == I16, eq16, eq32)))
+            lim = c.lowmask ^ s[32].replicate(32)
+            # bitwise unit; MIN/MAX/RELU select X or Y by the sign of X - Y
+            lt = s[32]
+            tt = Signal(4, name=f"{nm}_tt")
+            m.d.comb += tt.eq(Mux(c.minmax, Mux(lt ^ c.max, _TT_X, _TT_Y), c.tt))
+            f = Cat(*[Mux(X[i], Mux(Y[i], tt[3], tt[2]), Mux(Y[i], tt[1], tt[0]))
+                      for i in range(32)])
+            m.d.comb += res.eq(_wrap(Mux(c.logic, f, Mux(ovf, lim, s[:32])), c.typ))
+        elif c.kind == "M":
+            y = Signal(32, name=f"{nm}_y")
+            m.d.comb += y.eq(_tree(c.y, srcs))
+            # MUL = wrap_w(low bits); SRDHM = floor((p + 2^30) / 2^31) (equal to gemmlowp's
+            # truncating (p + nudge) / 2^31 for both signs of p), saturated for p = 2^62
+            # (INT_MIN * INT_MIN, the only product with bit 62 set and bit 63 clear)
+            p = Signal(64, name=f"{nm}_prod")
+            m.d.comb += p.eq(x.as_signed() * y.as_signed())
+            hi = Signal(32, name=f"{nm}_srdhm")
+            m.d.comb += hi.eq(Mux(p[62] & ~p[63], 0x7FFF_FFFF, p[31:63] + p[30]))
+            pre = Mux(c.srdhm, hi, Mux(c.mul, p[:32], x))
+            m.d.comb += res.eq(_wrap(pre, c.t_res))
+        else:
+            sh = Signal(5, name=f"{nm}_sh")
+            m.d.comb += sh.eq(_tree(c.y, [v[:5] for v in srcs]))
+            # shifter input: x reversed (SHL), x sign- (SHRA PASS RDIVPOT) or zero-extended
+            # (SHRL) from the type; a guard bit below it (RDIVPOT: x bit e-1 shifts into it)
+            top = Mux(c.t_op == I8, x[7], x[15])
+            fill = c.signed & top
+            ext = Cat(x[:8], Mux(c.t_op == I8, fill.replicate(8), x[8:16]),
+                      Mux(c.t_op == I32, x[16:32], fill.replicate(16)))
+            val = Signal(32, name=f"{nm}_val")
+            m.d.comb += val.eq(Mux(c.shl, Cat(*[x[31 - i] for i in range(32)]), ext))
+            s_in = Cat(Const(0, 1), val, c.signed & val[31])
+            s_out = Signal(33, name=f"{nm}_shout")
+            m.d.comb += s_out.eq(s_in.as_signed() >> sh)
+            # RDIVPOT rounds up when the guard bit x[e-1] is set and (x >= 0 or a lower bit
+            # x[e-2..0] is set): rem > (mask >> 1) + (x < 0)
+            sticky = Cat(*[x[i] & (sh > i + 1) for i in range(31)]).any()
+            up = Signal(name=f"{nm}_up")
+            m.d.comb += up.eq(c.rdiv & s_out[0] & (~x[31] | sticky))
+            q = s_out[1:33]
+            pre = Mux(c.shl, Cat(*[q[31 - i] for i in range(32)]), (q + up)[:32])
+            m.d.comb += res.eq(_wrap(pre, c.t_res))
+        return [Mux(c.wr[r], res, regs[r]) for r in range(3)]
 
     # ---- the unit --------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -261,10 +290,13 @@ class Vxm(wiring.Component):
         # ---- legality -------------------------------------------------------------------
         k_f = fld(instr, "VCFG", "k")
         op_f = fld(instr, "VCFG", "op")
-        cfg_ok = ((k_f < A) & (op_f < N_OPS) & (fld(instr, "VCFG", "type") != 3)
+        runs = Signal(name="cfg_op_runs")          # stage k_f exists and its kind runs op_f
+        kind_ok = {kind: Cat(*[op_f == OPS[nm] for nm in names]).any()
+                   for kind, names in _KIND_OPS.items()}
+        m.d.comb += runs.eq(Cat(*[(k_f == k) & kind_ok[kind]
+                                  for k, kind in enumerate(self.stages)]).any())
+        cfg_ok = (runs & (fld(instr, "VCFG", "type") != 3)
                   & (fld(instr, "VCFG", "dst") != 3) & (fld(instr, "VCFG", "x") != 3))
-        for code in FIRST_ONLY:
-            cfg_ok &= ~((op_f == code) & (k_f != 0))
         fn_ok = (fld(instr, "VFUNC", "dst") != 3) & (fld(instr, "VFUNC", "x") != 3)
         ld_ok = fld(instr, "VLOADC", "t") != 3
         run_ok = (fld(instr, "VRUN", "ta") != 3) & (fld(instr, "VRUN", "td") != 3)
@@ -310,29 +342,38 @@ class Vxm(wiring.Component):
             a_val.append(av)
             b_val.append(bv)
 
-        # ---- per-lane constants -----------------------------------------------------------
+        # ---- per-lane constants: one shared data input, per-constant enables ----------------
         consts = [[Signal(32, name=f"c{c}_{i}") for c in range(4)] for i in range(n)]
-        c_f = {mn: fld(instr, mn, "c") for mn in ("VCONST", "VCONSTH", "VLOADC")}
-        imm = fld(instr, "VCONST", "imm")
-        immh = fld(instr, "VCONSTH", "imm")
+        c_f = fld(instr, "VCONST", "c")
+        if any(isa.BY_NAME[mn].field("c").offset != isa.BY_NAME["VCONST"].field("c").offset
+               for mn in ("VCONSTH", "VLOADC")):
+            raise ValueError("hdl.vxm: VCONST, VCONSTH and VLOADC must share the c field")
+        imm = Signal(32, name="c_imm")
+        m.d.comb += imm.eq(fld(instr, "VCONST", "imm"))
+        imm_hi = Signal(16, name="c_imm_hi")
+        m.d.comb += imm_hi.eq(Mux(op_vconsth, fld(instr, "VCONSTH", "imm"), imm[16:]))
+        w_lo = do & (op_vconst | (op_vloadc & ld_ok))
+        w_hi = w_lo | (do & op_vconsth)
         for i in range(n):
+            data = Signal(32, name=f"c_data{i}")
+            m.d.comb += data.eq(Mux(op_vloadc, a_val[i], Cat(imm[:16], imm_hi)))
             for c in range(4):
                 reg = consts[i][c]
                 with m.If(clear):
                     m.d.sync += reg.eq(0)
-                with m.Elif(do & op_vconst & (c_f["VCONST"] == c)):
-                    m.d.sync += reg.eq(imm)
-                with m.Elif(do & op_vconsth & (c_f["VCONSTH"] == c)):
-                    m.d.sync += reg[16:].eq(immh)
-                with m.Elif(do & op_vloadc & ld_ok & (c_f["VLOADC"] == c)):
-                    m.d.sync += reg.eq(a_val[i])
+                with m.Else():
+                    with m.If(w_lo & (c_f == c)):
+                        m.d.sync += reg[:16].eq(data[:16])
+                    with m.If(w_hi & (c_f == c)):
+                        m.d.sync += reg[16:].eq(data[16:])
 
         # ---- load: r0 = a, r1 = b (r2 = a: stage 0 reads r0 for it) ------------------------
         start = do & op_vrun & run_ok
         valid = [Signal(name="v_load")]
-        dst_op = [Signal(8, name="d_load")]          # d (6 bits) and td (2 bits)
-        m.d.sync += [valid[0].eq(start), dst_op[0].eq(Cat(fld(instr, "VRUN", "d"),
-                                                          fld(instr, "VRUN", "td")))]
+        dst_op = [Signal(9, name="d_load")]          # d (6 bits), td (2 bits), sat
+        m.d.sync += [valid[0].eq(start),
+                     dst_op[0].eq(Cat(fld(instr, "VRUN", "d"), fld(instr, "VRUN", "td"),
+                                      fld(instr, "VRUN", "sat")))]
         lanes = []
         for i in range(n):
             r0 = Signal(32, name=f"l_r0_{i}")
@@ -341,20 +382,17 @@ class Vxm(wiring.Component):
             lanes.append([r0, r1, r0])
 
         # ---- ALU stages: stage k acts in t+1+k --------------------------------------------
-        for k in range(A):
-            int32_op = (st_op[k] == OPS["SRDHM"]) | (st_op[k] == OPS["RDIVPOT"])
-            wrap_t = Signal(2, name=f"s{k}_wrap_t")
-            m.d.comb += wrap_t.eq(Mux(int32_op, I32, st_type[k]))
-            ctl = _StageCtl(m, k, st_op[k], st_type[k], wrap_t)
+        for k, kind in enumerate(self.stages):
+            ctl = _Ctl(m, k, kind, st_op[k], st_type[k], st_dst[k], st_x[k], st_y[k])
             nxt = []
             for i in range(n):
-                outs = self._alu(m, k, i, ctl, lanes[i], consts[i], st_x[k], st_y[k], st_dst[k])
+                outs = self._stage(m, k, i, ctl, lanes[i], consts[i])
                 regs = [Signal(32, name=f"p{k}_r{r}_{i}") for r in range(3)]
                 m.d.sync += [regs[r].eq(outs[r]) for r in range(3)]
                 nxt.append(regs)
             lanes = nxt
             v = Signal(name=f"v_s{k}")
-            d = Signal(8, name=f"d_s{k}")
+            d = Signal(9, name=f"d_s{k}")
             m.d.sync += [v.eq(valid[-1] & ~clear), d.eq(dst_op[-1])]
             valid.append(v)
             dst_op.append(d)
@@ -373,13 +411,17 @@ class Vxm(wiring.Component):
         m.d.sync += [f_fn.eq(fn_fn), f_w2.eq(writes_r2)]
         addrs = []
         for i in range(n):
+            regs = lanes[i]
             xv = Signal(32, name=f"f_x{i}")
-            m.d.comb += xv.eq(Array(lanes[i] + [Const(0, 32)])[fn_x])
+            m.d.comb += xv.eq(Mux(fn_x[1], regs[2], Mux(fn_x[0], regs[1], regs[0])))
             neg = xv[31]
-            mag = Signal(32, name=f"f_mag{i}")               # |x| (2^31 for INT_MIN)
-            m.d.comb += mag.eq(Mux(neg, -xv, xv))
-            exp_idx = Mux(neg, mag[:12], 0)                   # x > 0 reads EXP_TABLE[0]
-            tanh_idx = Mux(mag[11:].any(), 2047, mag[:11])
+            # |x| mod 2^12 (a 12-bit conditional negation) and whether |x| < 4096 / < 2048
+            mag = Signal(12, name=f"f_mag{i}")
+            m.d.comb += mag.eq((xv[:12] ^ neg.replicate(12)) + neg)
+            in12 = Mux(neg, xv[12:].all() & xv[:12].any(), ~xv[12:].any())
+            in11 = Mux(neg, xv[11:].all() & xv[:11].any(), ~xv[11:].any())
+            exp_idx = Mux(neg, mag, 0)                        # x > 0 reads EXP_TABLE[0]
+            tanh_idx = Mux(in11, mag[:11], 2047)
             # RSQRT: h = e2 / 2 = index of the highest nonzero bit pair; j = x << 8 >> e2
             h = Signal(4, name=f"f_h{i}")
             hv = Const(0, 4)
@@ -397,21 +439,22 @@ class Vxm(wiring.Component):
                 with m.Default():
                     m.d.comb += addr.eq(ROM_BASE["EXP"] | exp_idx)
             addrs.append(addr)
-            m.d.sync += [f_r2[i].eq(lanes[i][2]), f_zero[i].eq(neg & mag[12:].any()),
+            m.d.sync += [f_r2[i].eq(regs[2]), f_zero[i].eq(neg & ~in12),
                          f_neg[i].eq(neg), f_big[i].eq(neg | (xv == 0)), f_sh[i].eq(15 - h)]
         data = []
         for p in range(0, n, 2):
             rom = Memory(shape=unsigned(16), depth=len(ROM_INIT), init=ROM_INIT)
             m.submodules[f"rom{p // 2}"] = rom
-            for i in (p, p + 1):
+            for i in (p, p + 1)[:n - p]:
                 port = rom.read_port(transparent_for=())
                 m.d.comb += port.addr.eq(addrs[i])
                 data.append(port.data)
         v_f1 = Signal(name="v_f1")
-        d_f1 = Signal(8, name="d_f1")
+        d_f1 = Signal(9, name="d_f1")
         m.d.sync += [v_f1.eq(valid[-1] & ~clear), d_f1.eq(dst_op[-1])]
 
-        # ---- function stage, cycle 2 (t+A+2): post-processing, r2 registered ----------------
+        # ---- function stage, cycle 2 (t+A+2): post-processing, result conversion ------------
+        td_f, sat_f = d_f1[6:8], d_f1[8]
         o_r2 = [Signal(32, name=f"o_r2_{i}") for i in range(n)]
         for i in range(n):
             y = data[i]
@@ -423,23 +466,34 @@ class Vxm(wiring.Component):
                     m.d.comb += f.eq(Mux(f_big[i], 0x7FFF_FFFF, y << f_sh[i]))
                 with m.Default():
                     m.d.comb += f.eq(Mux(f_zero[i], 0, y))
-            m.d.sync += o_r2[i].eq(Mux(f_w2, f, f_r2[i]))
+            r = Signal(32, name=f"f_out{i}")
+            m.d.comb += r.eq(Mux(f_w2, f, f_r2[i]))
+            # sat: r2 outside td's range -> the bound (only the low bits of td are driven)
+            in8 = r[7:].all() | ~r[7:].any()
+            in16 = r[15:].all() | ~r[15:].any()
+            clip = sat_f & Mux(td_f == I8, ~in8, Mux(td_f == I16, ~in16, 0))
+            bound = Mux(td_f == I8, 0x7F, 0x7FFF) ^ r[31].replicate(16)
+            m.d.sync += o_r2[i].eq(Cat(Mux(clip, bound, r[:16]), r[16:]))
         v_o = Signal(name="v_out")
-        d_o = Signal(8, name="d_out")
+        d_o = Signal(9, name="d_out")
         m.d.sync += [v_o.eq(v_f1 & ~clear), d_o.eq(d_f1)]
 
         # ---- drive (t+A+3): byte b of every lane of r2 on stream d + b -----------------------
+        # four byte vectors, one per stream residue mod 4: stream q carries byte (q - d) mod 4
         first, west, td = d_o[:5], d_o[5], d_o[6:8]
         nbytes = Mux(td == I8, 1, Mux(td == I16, 2, 4))
-        byte_vecs = Array([Cat(*[o_r2[i][8 * b:8 * b + 8] for i in range(n)]) for b in range(4)])
+        byte_vecs = [Cat(*[o_r2[i][8 * b:8 * b + 8] for i in range(n)]) for b in range(4)]
+        by_res = []
+        for r in range(4):
+            vec = Signal(V, name=f"out_res{r}")
+            m.d.comb += vec.eq(_tree((r - first)[:2], byte_vecs))
+            by_res.append(vec)
         out_on = v_o & self.run
         for q in range(S):
             hit = (first <= q) & (q < first + nbytes)
             m.d.comb += [self.wen_e[q].eq(out_on & hit & ~west),
-                         self.wen_w[q].eq(out_on & hit & west)]
-            vec = Signal(V, name=f"out{q}")
-            m.d.comb += vec.eq(byte_vecs[(q - first)[:2]])
-            m.d.comb += [self.wdata_e[q].eq(vec), self.wdata_w[q].eq(vec)]
+                         self.wen_w[q].eq(out_on & hit & west),
+                         self.wdata_e[q].eq(by_res[q % 4]), self.wdata_w[q].eq(by_res[q % 4])]
 
         m.d.comb += [self.active.eq(Cat(*valid, v_f1, v_o).any()),
                      self.err.eq(illegal << BIT_ILLEGAL)]

@@ -1,4 +1,4 @@
-"""Random valid programs that exercise the compute units (MXM, SXM) for tb/test_top.py.
+"""Random valid programs that exercise the compute units (MXM, SXM, VXM) for tb/test_top.py.
 
 `random_unit_program(cfg, seed)` builds a program with `asm.Builder` (so the schedule checker
 validates it) out of *episodes*, one per compute unit it picks:
@@ -10,6 +10,14 @@ validates it) out of *episodes*, one per compute unit it picks:
        through SHIFT 0 -> SETMAP, which the checker cannot see statically: BAD_MAP), DISTRIBUTE,
        ROTATE, TRANSPOSE; sources are MEM READs or an earlier SXM result at the unit; results
        are captured by MEM WRITEs
+  VXM  VCONST / VCONSTH / VLOADC (i8, i16, i32) constants, VCFG of random legal operations
+       (each on a stage whose kind runs it), VFUNC (OFF, EXP, TANH, RSQRT), VRUN with random
+       ta / tb (or none) / td / sat whose operand groups are fed by MEM READs arriving exactly at
+       the VRUN and whose result group is captured by MEM WRITEs at t + vxm_alus + 4 + hops,
+       REPEAT'd VRUNs (one vector per cycle) with reconfiguration issued while they are in
+       flight; in some programs one or two VCFGs are patched after the checker into illegal
+       words (stage k >= vxm_alus, undefined operation, operation the stage's kind cannot run),
+       which the hardware flags ILLEGAL at that cycle (the assembler rejects them statically)
 
 Every operand is placed by the timing law (docs/architecture.md section 2): a READ issued at
 `tr` at slice `xp` feeds an operand read at `xc` at `tr + 2 + |xc - xp|`; a result at `x` at
@@ -22,23 +30,36 @@ IW; ABC mode 1 and ACC only on rows written earlier, with the checker's row haza
 program's result does not depend on what an earlier program left in the units.
 
 `chain_program(cfg, seed)` builds the fixed-shape integration chain MEM -> SXM -> MXM -> MEM
-(and, once the profile has a VXM, MEM -> SXM -> MXM -> VXM -> MEM) with its numpy reference.
+(and, when the profile has a VXM, MEM -> SXM -> MXM -> VXM -> MEM: requantisation of the int32
+results to int8, docs/vxm.md section 3) with its numpy / plain-Python reference.
 """
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import partial
 
 import numpy as np
 
 from asm import AsmError, Builder, Program
-from tsp import isa
+from tsp import isa, vxm
 from tsp.config import TspConfig, join_sg4
+from tsp.hostmap import ERR_BITS
 
-__all__ = ["ChainProgram", "UnitProgram", "chain_program", "random_unit_program",
-           "read_result"]
+__all__ = [
+    "VXM_FEATURES",
+    "ChainProgram",
+    "UnitProgram",
+    "chain_program",
+    "random_unit_program",
+    "read_result",
+    "requantize_ref",
+    "vxm_coverage_wanted",
+]
 
 EAST, WEST = isa.EAST, isa.WEST
 SETUP = 3                       # ITERATIONS, STEP, COUNTDOWN before each MEM instruction
@@ -48,6 +69,14 @@ ACC_DFUNC = isa.BY_NAME["ACC"].dfunc
 DATA_WORDS = 10                 # bank-0 words of random data per slice
 MAP_WORDS = 4                   # bank-0 words after them, for maps and chosen contents
 OUT_WORDS = 12                  # bank-1 words per slice that WRITEs may use
+VXM_MAP_WORDS = 28              # chosen bank-0 words per slice when the VXM is in the profile
+VXM_OUT_WORDS = 24              # bank-1 output words per slice when the VXM is in the profile
+VRUN = isa.BY_NAME["VRUN"]
+BAD_MAP_FLAG = 1 << ERR_BITS["BAD_MAP"]
+ILLEGAL_FLAG = 1 << ERR_BITS["ILLEGAL"]
+# VXM features a run can leave out of the random programs (tb/test_top.py TSP_VXM_SKIP), e.g.
+# while the RTL does not implement them yet: the stage-kind ILLEGAL and VRUN's sat = 1.
+VXM_FEATURES = ("wrong_kind", "sat")
 
 
 class _NoFit(Exception):
@@ -68,12 +97,15 @@ class _State:
     covered: set[str] = field(default_factory=set)
     bad_maps: list[tuple[int, int]] = field(default_factory=list)      # (cycle, position)
     captures: list[tuple[str, int, int, int, int, int]] = field(default_factory=list)
+    # (cycle, position, illegal word, what): words patched into the built program
+    patches: list[tuple[int, int, int, str]] = field(default_factory=list)
 
     def clone(self) -> _State:
         return _State({p: dict(d) for p, d in self.slots.items()}, set(self.waves),
                       {k: list(v) for k, v in self.engines.items()}, dict(self.out_next),
                       dict(self.map_next), dict(self.data), list(self.notes),
-                      set(self.covered), list(self.bad_maps), list(self.captures))
+                      set(self.covered), list(self.bad_maps), list(self.captures),
+                      list(self.patches))
 
 
 def _key(dirn: int, x: int, c: int) -> int:
@@ -96,6 +128,8 @@ class _Gen:
         self.mems = list(cfg.mem_positions)
         self.st = _State()
         self.data_words, self.map_words = DATA_WORDS, MAP_WORDS
+        self.out_words = OUT_WORDS
+        self.word_index: dict[tuple[int, int], int] = {}    # (pos, issue cycle) -> queue word
 
     # ---- low-level reservations (on a given state) ----------------------------------------
     def slot(self, st: _State, pos: int, t: int, entry: tuple, setup: bool = False,
@@ -175,7 +209,7 @@ class _Gen:
             trial = st.clone()
             try:
                 a0 = self.cfg.bank_depth + trial.out_next.get(x, 0)
-                if trial.out_next.get(x, 0) + cnt > OUT_WORDS:
+                if trial.out_next.get(x, 0) + cnt > self.out_words:
                     raise _NoFit
                 trial.out_next[x] = trial.out_next.get(x, 0) + cnt
                 self.slot(trial, x, tw, ("WRITE", (a0, _sname(dirn, s)), (cnt, 1, 1)), True)
@@ -253,6 +287,7 @@ class _Gen:
         for pos in range(cfg.num_positions):
             q = st.slots.get(pos, {})
             cursor = 0
+            words = 0
             for t in sorted(q):
                 entry = q[t]
                 if entry[0] == "setup":
@@ -261,15 +296,20 @@ class _Gen:
                 start = t - SETUP if mnem in ("READ", "WRITE") else t
                 if start > cursor:
                     b.add(pos, "NOP", start - cursor)
+                    words += 1
                 if mnem in ("READ", "WRITE"):
                     cnt, step, d = entry[2]
                     b.add(pos, "ITERATIONS", cnt)
                     b.add(pos, "STEP", step)
                     b.add(pos, "COUNTDOWN", d)
+                    words += 3
+                self.word_index[(pos, t)] = words
                 b.add(pos, mnem, *ops)
+                words += 1
                 cursor = t + 1
                 if len(entry) > 3 and entry[3]:         # REPEAT n, 1 right after
                     b.add(pos, "REPEAT", entry[3], 1)
+                    words += 1
                     cursor = t + 1 + entry[3]
         return b
 
@@ -277,14 +317,33 @@ class _Gen:
 # ---- random unit programs ---------------------------------------------------------------------
 @dataclass
 class UnitProgram:
-    """A built random unit program: seed, program, what it covers, the expected BAD_MAP."""
+    """A built random unit program: seed, program, what it covers, the expected errors.
+
+    bad_map: (cycle, position) of the first BAD_MAP, or None.
+    illegal: [(cycle, position)] of the VCFG words patched into illegal ones (ILLEGAL).
+    """
 
     seed: int
     program: Program
     windows: list[tuple[int, int, int]]
     notes: list[str]
     covered: set[str]
-    bad_map: tuple[int, int] | None      # (cycle, position) of the first BAD_MAP, or None
+    bad_map: tuple[int, int] | None
+    illegal: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def expected_err(self) -> tuple[int, int, int] | None:
+        """(ERR_FLAGS, position, cycle) of the first error, or None: the flags of every error
+        the generator placed, the first by cycle, then position (docs/architecture.md 4)."""
+        errs = [(c, p, BAD_MAP_FLAG) for c, p in ([self.bad_map] if self.bad_map else [])]
+        errs += [(c, p, ILLEGAL_FLAG) for c, p in self.illegal]
+        if not errs:
+            return None
+        flags = 0
+        for _, _, f in errs:
+            flags |= f
+        c, p, _ = min(errs)
+        return flags, p, c
 
     def listing(self) -> str:
         return ("; " + "\n; ".join(self.notes) + "\n" + self.program.listing())
@@ -563,7 +622,188 @@ class _UnitGen(_Gen):
             except _NoFit:
                 continue
 
-    def generate(self) -> None:
+    # ---- VXM ------------------------------------------------------------------------------
+    def vxm_values(self, tc: int, cnt: int) -> list[list[int]]:
+        """`cnt` vectors of per-lane values of type `tc`: extremes, small values (the
+        function tables' range, shift amounts), values near powers of two, random ones."""
+        rng, n = self.rng, self.n
+        w = vxm.TYPES[tc][1]
+        lo, hi = -(1 << (w - 1)), (1 << (w - 1)) - 1
+
+        def one() -> int:
+            r = rng.random()
+            if r < 0.15:
+                return rng.choice([lo, hi, 0, -1, 1, lo + 1, hi - 1])
+            if r < 0.45:
+                return max(lo, min(hi, rng.randint(-5000, 5000) >> rng.choice([0, 4, 8])))
+            if r < 0.6 and w > 8:
+                e = rng.randrange(w - 1)
+                return max(lo, min(hi, rng.choice([-1, 1]) * (1 << e) + rng.randint(-2, 2)))
+            return rng.randint(lo, hi)
+        return [[one() for _ in range(n)] for _ in range(cnt)]
+
+    def vxm_group(self, tc: int) -> int:
+        """First stream of a random aligned group of type `tc` (i8 1, i16 2, i32 4 streams)."""
+        w = vxm.type_streams(tc)
+        return w * self.rng.randrange(self.S // w)
+
+    def vxm_feed(self, st: _State, t: int, cnt: int, dirn: int, s: int, tc: int,
+                 fed: set[tuple[int, int]]) -> str:
+        """Feed the group of type `tc` at (dirn, s..) to the VXM in cycles t .. t+cnt-1 with
+        chosen values (streams already in `fed` carry another operand's bytes)."""
+        vals = self.vxm_values(tc, cnt)
+        how = []
+        for b in range(vxm.type_streams(tc)):
+            if (dirn, s + b) in fed:
+                how.append("shared")
+                continue
+            rows = [bytes((v >> (8 * b)) & 0xFF for v in vec) for vec in vals]
+            how.append(self.feed(st, self.cfg.vxm_position, t, cnt, dirn, s + b, rows))
+            fed.add((dirn, s + b))
+        return ",".join(how)
+
+    def vxm_episode(self, t0: int, skip: frozenset[str], n_bad: int) -> None:
+        cfg, rng, S = self.cfg, self.rng, self.S
+        xv = cfg.vxm_position
+        kinds = cfg.vxm_stages
+        A = cfg.vxm_alus
+        dfunc = isa.dfunc_of(VRUN, cfg)
+        tname = {c: nm for c, (nm, _) in vxm.TYPES.items()} | {vxm.TYPE_NONE: "none"}
+        pool = list(vxm.ALU_OPS)
+        rng.shuffle(pool)                       # operations configured, mostly distinct
+
+        def note(st: _State, t: int, text: str) -> None:
+            st.notes.append(f"VXM @{t}: {text}")
+
+        def vop(st: _State, t: int, mnem: str, *ops, rep: int = 0) -> None:
+            self.slot(st, xv, t, (mnem, ops, None, rep), span=rep + 1)
+            st.covered.add(mnem)
+
+        def const(st: _State, t: int):
+            c = rng.randrange(4)
+            r = rng.random()
+            imm = (rng.randrange(40) if r < 0.35 else rng.choice([-524288, 524287, -1, 0])
+                   if r < 0.45 else rng.randint(-524288, 524287))
+            vop(st, t, "VCONST", f"c{c}", imm)
+            note(st, t, f"VCONST c{c}, {imm}")
+            return c
+
+        def consth(c: int):
+            def step(st: _State, t: int):
+                imm = rng.choice([rng.randrange(0x4000, 0x8000), rng.randrange(0x10000),
+                                  0x8000, 0xFFFF])
+                vop(st, t, "VCONSTH", f"c{c}", imm)
+                note(st, t, f"VCONSTH c{c}, {imm:#x}")
+            return step
+
+        def loadc(st: _State, t: int):
+            c, tc, dirn = rng.randrange(4), rng.randrange(3), rng.choice([EAST, WEST])
+            s = self.vxm_group(tc)
+            how = self.vxm_feed(st, t, 1, dirn, s, tc, set())
+            vop(st, t, "VLOADC", f"c{c}", _sname(dirn, s), tname[tc])
+            st.covered.add(f"VLOADC_{tname[tc]}")
+            note(st, t, f"VLOADC c{c}, {_sname(dirn, s)}, {tname[tc]} <- {how}")
+
+        def vcfg(st: _State, t: int):
+            op = pool.pop() if pool else rng.choice(vxm.ALU_OPS)
+            k = rng.choice([k for k in range(A) if op.runs_on(kinds[k])])
+            tc = rng.randrange(3)
+            dst = rng.choice([2, 2, 2, 0, 1])
+            x = rng.choice([2, 2, 0, 1])
+            y = rng.randrange(8)
+            ops = (k, op.name, tname[tc], f"r{dst}", f"r{x}", vxm.SRC_NAMES[y])
+            vop(st, t, "VCFG", *ops)
+            st.covered |= {f"VCFG_{op.name}", f"VCFG_{tname[tc]}"}
+            note(st, t, "VCFG " + ", ".join(str(o) for o in ops))
+
+        def bad_vcfg(what: str):
+            """A legal VCFG in the program the checker sees, patched to an illegal word."""
+            def step(st: _State, t: int):
+                k, op = rng.randrange(A), rng.randrange(21)
+                if what == "k":
+                    k = rng.randrange(A, 8)
+                elif what == "op":
+                    op = rng.randrange(len(vxm.ALU_OPS), 32)
+                else:                           # an operation the stage's kind cannot run
+                    k = rng.choice([k for k in range(A) if set(kinds) - {kinds[k]}])
+                    op = rng.choice([o.code for o in vxm.ALU_OPS if not o.runs_on(kinds[k])])
+                f = {"k": k, "op": op, "type": rng.randrange(3), "dst": rng.randrange(3),
+                     "x": rng.randrange(3), "y": rng.randrange(8)}
+                word = isa.encode("VCFG", **f)
+                vop(st, t, "VCFG", 0, "PASS", "i32", "r2", "r2", "zero")   # changes nothing
+                st.patches.append((t, xv, word, f"VCFG {f} ({what})"))
+                st.covered.add(f"ILLEGAL_{what}")
+                note(st, t, f"VCFG patched to the illegal word {word:#010x} = {f} ({what}); "
+                            f"ILLEGAL expected here")
+            return step
+
+        def vfunc(st: _State, t: int):
+            fn, dst, x = rng.randrange(4), rng.choice([2, 2, 0, 1]), rng.choice([2, 2, 0, 1])
+            vop(st, t, "VFUNC", vxm.FUNCS[fn], f"r{dst}", f"r{x}")
+            st.covered.add(f"VFUNC_{vxm.FUNCS[fn]}")
+            note(st, t, f"VFUNC {vxm.FUNCS[fn]}, r{dst}, r{x}")
+
+        def vrun(rep: int):
+            def step(st: _State, t: int):
+                ta, tb, td = rng.randrange(3), rng.randrange(4), rng.randrange(3)
+                sat = 0 if "sat" in skip else rng.randrange(2)
+                fed: set[tuple[int, int]] = set()
+                da, a = rng.choice([EAST, WEST]), self.vxm_group(ta)
+                how_a = self.vxm_feed(st, t, rep + 1, da, a, ta, fed)
+                if tb == vxm.TYPE_NONE:
+                    db, b, how_b = rng.choice([EAST, WEST]), rng.randrange(S), "-"
+                else:
+                    db, b = rng.choice([EAST, WEST]), self.vxm_group(tb)
+                    how_b = self.vxm_feed(st, t, rep + 1, db, b, tb, fed)
+                dd, d = rng.choice([EAST, WEST]), self.vxm_group(td)
+                streams = list(range(d, d + vxm.type_streams(td)))
+                for s in streams:
+                    for j in range(rep + 1):
+                        self.produce(st, dd, s, xv, t + dfunc + j)
+                used: set[int] = set()
+                for s in streams:
+                    used.add(self.capture(st, xv, t + dfunc, rep + 1, dd, s,
+                                          f"VXM VRUN@{t} stream {_sname(dd, s)}", used))
+                ops = (_sname(da, a), tname[ta], _sname(db, b), tname[tb], _sname(dd, d),
+                       tname[td], sat)
+                vop(st, t, "VRUN", *ops, rep=rep)
+                st.covered |= {f"VRUN_ta_{tname[ta]}", f"VRUN_tb_{tname[tb]}",
+                               f"VRUN_td_{tname[td]}", f"VRUN_sat{sat}"}
+                if rep:
+                    st.covered.add("VRUN_REPEAT")
+                note(st, t, "VRUN " + ", ".join(str(o) for o in ops)
+                     + (f" + REPEAT {rep}, 1" if rep else "")
+                     + f" <- a {how_a}; b {how_b}; -> {len(used)} WRITEs at +{dfunc}+hops")
+            return step
+
+        bad = [w for w in ("k", "op", "wrong_kind") if w not in skip]
+        bad = rng.sample(bad, min(n_bad, len(bad)))
+        bad_what = [("kind" if w == "wrong_kind" else w) for w in bad]
+        # set-up: constants and some stages, then VRUNs with reconfiguration in between
+        plan: list = [const, const] + [vcfg] * rng.randrange(2, 5) + [vfunc]
+        rng.shuffle(plan)
+        for _ in range(rng.randrange(2, 6)):
+            plan.append(vrun(rng.choice([0, 0, 1, 2, 3, 4])))
+            plan += rng.choices([vcfg, vcfg, vcfg, vfunc, const, loadc, "consth"],
+                                k=rng.randrange(1, 4))
+        for what in bad_what:
+            plan.insert(rng.randrange(1, len(plan) + 1), bad_vcfg(what))
+        t = t0
+        last_c = None
+        for stp in plan:
+            if stp == "consth":
+                if last_c is None:
+                    continue
+                stp = consth(last_c)
+            try:
+                tl, res = self.place(stp, t + rng.choice([0, 0, 0, 1]))
+            except _NoFit:
+                continue
+            last_c = res if stp is const else last_c
+            entry = self.st.slots[xv][tl]
+            t = tl + 1 + entry[3]
+
+    def generate(self, skip: frozenset[str] = frozenset()) -> None:
         cfg, rng = self.cfg, self.rng
         eps = []
         if "mxm" in cfg.units:
@@ -572,30 +812,58 @@ class _UnitGen(_Gen):
         if "sxm" in cfg.units:
             eps += [("sxm", p) for p in (cfg.position_index("SXM_W"),
                                          cfg.position_index("SXM_E"))]
-        if not eps:
-            raise ValueError(f"profile {cfg.name!r} has no MXM or SXM (TspConfig.units = "
+        if not eps and "vxm" not in cfg.units:
+            raise ValueError(f"profile {cfg.name!r} has no MXM, SXM or VXM (TspConfig.units = "
                              f"{cfg.units!r}): no unit programs")
-        chosen = [e for e in eps if rng.random() < 0.55] or [rng.choice(eps)]
+        chosen = [e for e in eps if rng.random() < 0.55]
+        if "vxm" in cfg.units:
+            self.map_words, self.out_words = VXM_MAP_WORDS, VXM_OUT_WORDS
+            if rng.random() < 0.8:
+                chosen.append(("vxm", cfg.vxm_position))
+        chosen = chosen or [rng.choice(eps)]
         rng.shuffle(chosen)
         with_bad = rng.random() < 0.25
+        n_illegal = rng.choice([0, 0, 1, 2])
         for kind, p in chosen:
             t0 = rng.randrange(SETUP + READ_DFUNC + 1, 22)
             try:
                 if kind == "mxm":
                     self.mxm_episode(p, t0)
-                else:
+                elif kind == "sxm":
                     self.sxm_episode(p, t0, with_bad)
                     with_bad = False
+                else:
+                    self.vxm_episode(t0, skip, n_illegal)
             except _NoFit:
                 continue
 
 
-def random_unit_program(cfg: TspConfig, seed: int, attempts: int = 30) -> UnitProgram:
-    """A random MXM/SXM program accepted by the checker (deterministic in `seed`)."""
+def _patched(prog: Program, gen: _Gen) -> tuple[Program, list[tuple[int, int]]]:
+    """`prog` with the illegal words of `gen.st.patches` in place of the placeholder VCFGs
+    the checker saw; returns it and [(cycle, position)] of the patched words."""
+    if not gen.st.patches:
+        return prog, []
+    queues = {p: list(w) for p, w in prog.queues.items()}
+    where = []
+    for t, pos, word, _ in gen.st.patches:
+        queues[pos][gen.word_index[(pos, t)]] = word
+        where.append((t, pos))
+    return dataclasses.replace(prog, queues=queues), where
+
+
+def random_unit_program(cfg: TspConfig, seed: int, attempts: int = 30,
+                        skip: frozenset[str] | set[str] = frozenset()) -> UnitProgram:
+    """A random MXM/SXM/VXM program accepted by the checker (deterministic in `seed`), with
+    the illegal VCFG words patched in afterwards. `skip`: VXM features (`VXM_FEATURES`) left
+    out."""
+    bad = set(skip) - set(VXM_FEATURES)
+    if bad:
+        raise ValueError(f"random_unit_program: unknown VXM feature(s) {sorted(bad)} in skip; "
+                         f"known: {', '.join(VXM_FEATURES)}")
     last: Exception | None = None
     for sub in range(attempts):
         gen = _UnitGen(cfg, random.Random(f"units/{seed}/{sub}"))
-        gen.generate()
+        gen.generate(frozenset(skip))
         if not gen.st.captures and not gen.st.bad_maps:
             last = RuntimeError("nothing captured")
             continue
@@ -604,11 +872,26 @@ def random_unit_program(cfg: TspConfig, seed: int, attempts: int = 30) -> UnitPr
         except AsmError as e:
             last = e
             continue
+        prog, illegal = _patched(prog, gen)
         st = gen.st
-        bad = min(st.bad_maps) if st.bad_maps else None
-        return UnitProgram(seed, prog, gen.windows(), st.notes, st.covered, bad)
+        bad_map = min(st.bad_maps) if st.bad_maps else None
+        return UnitProgram(seed, prog, gen.windows(), st.notes, st.covered, bad_map, illegal)
     raise RuntimeError(f"random_unit_program(seed={seed}): no valid program in {attempts} "
                        f"attempts; last problem: {last}")
+
+
+def vxm_coverage_wanted(cfg: TspConfig, skip: frozenset[str] | set[str] = frozenset()
+                        ) -> set[str]:
+    """The VXM coverage items (`UnitProgram.covered`) a run of enough programs must reach."""
+    types = [nm for nm, _ in vxm.TYPES.values()]
+    want = {"VCONST", "VCONSTH", "VRUN_REPEAT", "ILLEGAL_k", "ILLEGAL_op"}
+    want |= {f"VCFG_{o.name}" for o in vxm.ALU_OPS} | {f"VCFG_{t}" for t in types}
+    want |= {f"VFUNC_{f}" for f in vxm.FUNCS.values()} | {f"VLOADC_{t}" for t in types}
+    want |= {f"VRUN_{f}_{t}" for f in ("ta", "tb", "td") for t in types} | {"VRUN_tb_none"}
+    want |= {"VRUN_sat0"} | (set() if "sat" in skip else {"VRUN_sat1"})
+    if "wrong_kind" not in skip and len(set(cfg.vxm_stages)) > 1:
+        want.add("ILLEGAL_kind")
+    return want
 
 
 # ---- the integration chain -----------------------------------------------------------------
@@ -630,12 +913,47 @@ class ChainProgram:
 
 def read_result(cfg: TspConfig, outputs: list[tuple[int, int, int, int]],
                 read_word: Callable[[int, int], np.ndarray]) -> np.ndarray:
-    """Reassemble an int32 (c, n) matrix from its SG4 byte rows in MEM (`read_word(pos, a)`)."""
+    """Reassemble a result matrix from MEM (`read_word(pos, a)`): int32 (c, n) from its four SG4
+    byte rows, or int8 (c, n) when `outputs` holds one byte stream only."""
     rows: dict[int, list[np.ndarray]] = {}
     for b, pos, a0, cnt in outputs:
         rows[b] = [np.asarray(read_word(pos, a0 + k), dtype=np.uint8) for k in range(cnt)]
+    if len(rows) == 1:
+        return np.stack(rows[0]).view(np.int8)
     cnt = len(rows[0])
     return np.stack([join_sg4(np.stack([rows[b][k] for b in range(4)])) for k in range(cnt)])
+
+
+def _srdhm_ref(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul written from docs/vxm.md section 3: a*b/2^31
+    rounded to nearest, ties toward +inf (floor(a*b/2^31 + 1/2)), 2^31-1 for -2^31 * -2^31."""
+    if a == b == -(1 << 31):
+        return (1 << 31) - 1
+    return math.floor(Fraction(a * b, 1 << 31) + Fraction(1, 2))
+
+
+def _rdivpot_ref(a: int, e: int) -> int:
+    """RoundingDivideByPOT: a / 2^e rounded to nearest, ties away from zero."""
+    q = Fraction(abs(a), 1 << (e & 31))
+    r = math.floor(q + Fraction(1, 2))
+    return -r if a < 0 else r
+
+
+def _clamp(v: int, bits: int) -> int:
+    return max(-(1 << (bits - 1)), min((1 << (bits - 1)) - 1, v))
+
+
+def requantize_ref(acc: np.ndarray, bias: np.ndarray, m: int, s: int, z: int) -> np.ndarray:
+    """The docs/vxm.md section 3 requantisation of int32 rows `acc` (c, n) with the per-lane
+    int32 `bias`, in plain Python integers: sat_8(sat_32(RDIVPOT(SRDHM(acc + bias, m), s) + z))
+    (the bias ADD is at i32, wrapping)."""
+    out = np.zeros(acc.shape, dtype=np.int8)
+    for r in range(acc.shape[0]):
+        for i in range(acc.shape[1]):
+            x = int(acc[r, i]) + int(bias[i])
+            x = ((x + (1 << 31)) % (1 << 32)) - (1 << 31)
+            out[r, i] = _clamp(_clamp(_rdivpot_ref(_srdhm_ref(x, m), s) + z, 32), 8)
+    return out
 
 
 def _int8(rng: random.Random, shape: tuple[int, int]) -> np.ndarray:
@@ -678,9 +996,13 @@ class _ChainGen(_Gen):
             out.append((b, x, a0, cnt))
         return out
 
-    def west(self, st: _State, t: int, x1: np.ndarray, w1: np.ndarray, perm: bytes) -> list:
+    def west(self, st: _State, t: int, x1: np.ndarray, w1: np.ndarray, perm: bytes,
+             rq: tuple[int, int, int, np.ndarray] | None = None) -> tuple[list, list | None]:
         """LW W1 at t, IW; SETMAP perm; PERMUTE (+ REPEAT) of X1 rows at SXM_W so that they
-        reach MXM_W when the ABC reads them; ACC -> MEM. Returns the ACC captures."""
+        reach MXM_W when the ABC reads them; ACC -> MEM. With `rq` = (m, s, z, bias) (a profile
+        with the VXM): the ACC rows are also requantised to int8 by a VRUN (+ REPEAT) at the
+        VXM as they pass it, configured before by the docs/vxm.md section 3 recipe, and the
+        int8 rows are captured by one WRITE. Returns the ACC captures and the int8 capture."""
         cfg, n = self.cfg, self.n
         xm, xs = cfg.position_index("MXM_W"), cfg.position_index("SXM_W")
         c = len(x1)
@@ -696,12 +1018,34 @@ class _ChainGen(_Gen):
             self.produce(st, WEST, 3, xs, tp + SXM_DFUNC + k)
         ta = tp + SXM_DFUNC + (xs - xm)
         self.slot(st, xm, ta, ("ABC", ("W3", 5, c, 0)))
-        # VXM step (once the profile lists "vxm"): instead of capturing the four byte streams,
-        # configure the requantisation (VCONST c0..c2; VCFG 0..3 SRDHM, RDIVPOT, ADD, SAT i8:
-        # docs/vxm.md) before, issue VRUN E0, i32, -, none, E4, i8 + REPEAT c-1, 1 at the VXM
-        # when the ACC rows pass it (ta + 3 + ACC_DFUNC + vxm_position - xm), capture E4 with
-        # one WRITE at vxm dfunc later, and compare with a numpy requantisation of Y1.
-        return self.acc_out(st, xm, ta + 3, 5, c, EAST, "Y1")
+        y1 = self.acc_out(st, xm, ta + 3, 5, c, EAST, "Y1")
+        if rq is None:
+            return y1, None
+        # VXM step: the ACC rows (SG4 E0..E3) pass the VXM at tv; VRUN E0, i32 -> E4, i8, sat
+        m, sh, z, bias = rq
+        xv = cfg.vxm_position
+        tv = ta + 3 + ACC_DFUNC + (xv - xm)
+        bias_rows = [bytes((int(v) >> (8 * b)) & 0xFF for v in bias) for b in range(4)]
+        # VLOADC c3 <- the bias (SG4 W4..W7 from the east slices) early, out of the east
+        # chain's way; the rest just before the VRUN
+        for b in range(4):
+            self.feed(st, xv, t, 1, WEST, 4 + b, [bias_rows[b]])
+        self.slot(st, xv, t, ("VLOADC", ("c3", "W4", "i32")))
+        prog = [("VCONST", ("c0", m & 0xFFFF)), ("VCONSTH", ("c0", m >> 16)),
+                ("VCONST", ("c1", sh)), ("VCONST", ("c2", z)),
+                ("VCFG", (0, "ADD", "i32", "r0", "r0", "c3")),
+                ("VCFG", (1, "SRDHM", "i32", "r2", "r0", "c0")),
+                ("VCFG", (2, "RDIVPOT", "i32", "r2", "r2", "c1")),
+                ("VCFG", (3, "ADDS", "i32", "r2", "r2", "c2"))]
+        for k, (mnem, ops) in enumerate(prog):
+            self.slot(st, xv, tv - len(prog) + k, (mnem, ops))
+        self.slot(st, xv, tv, ("VRUN", ("E0", "i32", "E0", "none", "E4", "i8", "sat"), None,
+                               c - 1), span=c)
+        dfunc = isa.dfunc_of(VRUN, cfg)
+        for k in range(c):
+            self.produce(st, EAST, 4, xv, tv + dfunc + k)
+        x = self.capture(st, xv, tv + dfunc, c, EAST, 4, "Z1 (int8)")
+        return y1, [(0, x, st.captures[-1][2], c)]
 
     def east(self, st: _State, t: int, x2: np.ndarray, x3: np.ndarray, w2a: np.ndarray,
              w2b: np.ndarray) -> list:
@@ -743,12 +1087,16 @@ class _ChainGen(_Gen):
 
 
 def chain_program(cfg: TspConfig, seed: int) -> ChainProgram:
-    """MEM -> SXM -> MXM -> MEM on both hemispheres, with the expected results computed in
-    numpy from the inputs alone.
+    """MEM -> SXM -> MXM -> MEM on both hemispheres (and -> VXM -> MEM when the profile has
+    the VXM), with the expected results computed in numpy / plain Python from the inputs alone.
 
     West: activations X1 (c x n int8, one row per word) READ -> PERMUTE at SXM_W with map P
     (`PERMUTE` + `REPEAT c-1, 1`) -> ABC at MXM_W with weights W1 (LW, IW) -> ACC -> four
     WRITEs (one per SG4 byte stream). Expected Y1 = X1[:, P] @ W1 (int32).
+    VXM (profiles with "vxm"): the same ACC rows pass the VXM, which requantises them (docs/vxm.md
+    section 3, GMSG recipe: ADD per-lane bias from VLOADC, SRDHM by m, RDIVPOT by s, ADDS zero
+    point z; VRUN ... i8, sat + REPEAT c-1, 1) -> one WRITE. Expected Z1 = `requantize_ref`(Y1,
+    bias, m, s, z), written from the spec independently of the golden model.
     East: X2 (n x n) stored column-wise, column j in its own slice; TRANSPOSE at SXM_E turns
     the columns into rows, which eight WRITEs store and eight READs bring to MXM_E one per
     cycle; ABC mode 0 with weight tile W2a, the next tile W2b loaded meanwhile and installed
@@ -763,6 +1111,11 @@ def chain_program(cfg: TspConfig, seed: int) -> ChainProgram:
         raise ValueError(f"chain_program needs streams >= 8 and TRANSPOSE covering the whole "
                          f"vector (min(streams, vec_bytes) == vec_bytes); profile {cfg.name!r}"
                          f" has {cfg.streams} streams and {n} lanes")
+    with_vxm = "vxm" in cfg.units
+    if with_vxm and not cfg.vxm_stages.startswith("GMSG"):
+        raise ValueError(f"chain_program's requantisation needs VXM stages starting GMSG "
+                         f"(docs/vxm.md section 3); profile {cfg.name!r} has vxm_stages = "
+                         f"{cfg.vxm_stages!r}")
     for sub in range(40):
         rng = random.Random(f"chain/{seed}/{sub}")
         c = 5
@@ -771,11 +1124,20 @@ def chain_program(cfg: TspConfig, seed: int) -> ChainProgram:
         w2a, w2b = _int8(rng, (n, n)), _int8(rng, (n, n))
         perm = list(range(n))
         rng.shuffle(perm)
+        # requantisation: Q31 multiplier m in [2^30, 2^31), right shift s, zero point z, and a
+        # per-lane bias (one lane large enough to saturate the int8 output)
+        m = rng.choice([1 << 30, (1 << 31) - 1, rng.randrange(1 << 30, 1 << 31)])
+        sh = rng.choice([6, 7, 7, 8, 8, 9, 10])
+        z = rng.randint(-30, 30)
+        bias = np.array([rng.randint(-(1 << 14), 1 << 14) for _ in range(n)], dtype=np.int64)
+        bias[rng.randrange(n)] = rng.choice([-1, 1]) * (1 << 22)
+        rq = (m, sh, z, bias) if with_vxm else None
         gen = _ChainGen(cfg, rng)
         gen.data_words, gen.map_words = 0, 3 * n
         try:
-            west = gen.place(partial(gen.west, x1=x1, w1=w1, perm=bytes(perm)), SETUP + 8)[1]
-            east = gen.place(partial(gen.east, x2=x2, x3=x3, w2a=w2a, w2b=w2b), SETUP + 8, 30)[1]
+            west, z1 = gen.place(partial(gen.west, x1=x1, w1=w1, perm=bytes(perm), rq=rq),
+                                 SETUP + 8)[1]
+            east = gen.place(partial(gen.east, x2=x2, x3=x3, w2a=w2a, w2b=w2b), SETUP + 8, 60)[1]
         except _NoFit:
             continue
         prog = gen.builder(f"<chain seed={seed}/{sub}>").build()
@@ -783,8 +1145,14 @@ def chain_program(cfg: TspConfig, seed: int) -> ChainProgram:
     else:
         raise RuntimeError(f"chain_program(seed={seed}): no schedule found")
     i32 = np.int32
-    expected = {"Y1": x1[:, perm].astype(i32) @ w1.astype(i32),
+    y1 = x1[:, perm].astype(i32) @ w1.astype(i32)
+    expected = {"Y1": y1,
                 "Y2": x2.astype(i32) @ w2a.astype(i32) + x3.astype(i32) @ w2b.astype(i32)}
-    return ChainProgram(prog, expected, {"Y1": west, "Y2": east},
-                        {"X1": x1, "W1": w1, "P": np.array(perm), "X2": x2, "X3": x3,
-                         "W2a": w2a, "W2b": w2b}, gen.windows())
+    outputs = {"Y1": west, "Y2": east}
+    inputs = {"X1": x1, "W1": w1, "P": np.array(perm), "X2": x2, "X3": x3, "W2a": w2a,
+              "W2b": w2b}
+    if with_vxm:
+        expected["Z1"] = requantize_ref(y1, bias, m, sh, z)
+        outputs["Z1"] = z1
+        inputs.update({"bias": bias, "m": np.array(m), "s": np.array(sh), "z": np.array(z)})
+    return ChainProgram(prog, expected, outputs, inputs, gen.windows())

@@ -20,12 +20,14 @@ from conftest import emitted_verilog
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
-PROFILES = ("tiny", "default")
+# `full` is the 8-lane `default` plus the VXM: everything `default` covers runs on it, and the
+# VXM too, with one 8-lane build per simulator (tests/test_lint.py still lints `default`).
+PROFILES = ("tiny", "full")
 # Random programs per (simulator, profile) in a full run: 220 in all. Per program, Icarus costs
-# about 0.7 s (tiny) and 3 s (default); Verilator about 0.15 s and 2 s after its build.
-PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
-        ("verilator", "tiny"): 80, ("verilator", "default"): 40}
-# Random MXM/SXM programs (tb/randunits.py) per simulator, on the profiles that have units.
+# about 0.7 s (tiny) and 3 s (8 lanes); Verilator about 0.15 s and 2 s after its build.
+PLAN = {("icarus", "tiny"): 70, ("icarus", "full"): 30,
+        ("verilator", "tiny"): 80, ("verilator", "full"): 40}
+# Random MXM/SXM/VXM programs (tb/randunits.py) per simulator, on the profiles that have units.
 UNIT_PLAN = {"icarus": 40, "verilator": 40}
 HOST_TESTS = ["csr_identity", "unmapped_decerr", "write_errors_slverr", "busy_slverr",
               "error_flags"]
@@ -254,15 +256,20 @@ def _seed(config: pytest.Config) -> int:
 @pytest.mark.parametrize("sim", SIMS)
 def test_unit_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
                        profile: str) -> None:
-    """Random MXM/SXM programs: memories, CYCLES, error flags (BAD_MAP) and stream traces
-    equal the golden model's; every MXM and SXM instruction is covered."""
+    """Random MXM/SXM/VXM programs: memories, CYCLES, error flags (BAD_MAP, ILLEGAL) and
+    stream traces equal the golden model's; every MXM, SXM and VXM instruction (VXM: every
+    operation, function, type and sat mode) is covered."""
     _check_selected(request, sim, profile)
     cfg = request.config
     count = cfg.getoption("--programs") or int(os.environ.get("TSP_PROGRAMS", "0") or 0) \
         or UNIT_PLAN[sim]
     base = _seed(cfg) * 10 + SIMS.index(sim) * 2 + PROFILES.index(profile)
     env = {"TSP_PROGRAMS": str(count), "TSP_SEED": str(base),
-           "TSP_TRACE_EVERY": os.environ.get("TSP_TRACE_EVERY", "4")}
+           "TSP_TRACE_EVERY": os.environ.get("TSP_TRACE_EVERY", "4"),
+           "TSP_VXM_SKIP": os.environ.get("TSP_VXM_SKIP", "")}
+    if env["TSP_VXM_SKIP"]:
+        print(f"\n{sim}/{profile}: TSP_VXM_SKIP={env['TSP_VXM_SKIP']}: these VXM features are "
+              f"left out of the unit programs")
     t0 = time.monotonic()
     run_cocotb(sim_builds, sim, profile, ["unit_programs"], env, "units")
     dt = time.monotonic() - t0
@@ -273,10 +280,82 @@ def test_unit_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, si
 @pytest.mark.parametrize("sim", SIMS)
 def test_chain(request: pytest.FixtureRequest, sim_builds: SimBuilds, sim: str,
                profile: str) -> None:
-    """MEM -> SXM -> MXM (-> VXM) -> MEM on both hemispheres: results equal an independent
-    numpy computation and the golden model (memories, CYCLES)."""
+    """MEM -> SXM -> MXM (-> VXM requantisation) -> MEM on both hemispheres: results equal an
+    independent numpy / plain-Python computation and the golden model (memories, CYCLES)."""
     _check_selected(request, sim, profile)
     env = {"TSP_SEED": str(_seed(request.config))}
     t0 = time.monotonic()
     run_cocotb(sim_builds, sim, profile, ["chain"], env, "chain")
     print(f"\n{sim}/{profile}: chain test in {time.monotonic() - t0:.1f}s")
+
+
+# ---- the generators against the golden model (no simulator: fast) -----------------------------
+def test_requantize_reference_by_hand() -> None:
+    """tb.randunits.requantize_ref on values computed by hand from docs/vxm.md section 3."""
+    import numpy as np
+
+    from tb.randunits import requantize_ref
+    half = 1 << 30                                          # m = 2^30: M0 = 0.5
+    cases = [  # (acc, bias, m, s, z, expected int8)
+        (1000, 0, half, 2, 3, 127),      # 500 -> 125 -> 128, saturated to 127
+        (-1001, 0, half, 2, 3, -122),    # -500.5 -> -500 (tie up) -> -125 -> -122
+        (1, 0, half, 1, 0, 1),           # 0.5 -> 1 (tie up), 1/2 -> 1 (tie away from zero)
+        (-6, 0, half, 1, 0, -2),         # -3 -> -1.5 -> -2 (tie away from zero)
+        (-255, 0, half, 0, 0, -127),     # -127.5 -> -127 (SRDHM tie toward +inf)
+        (90, 10, half, 1, -5, 20),       # bias: 100 -> 50 -> 25 -> 20
+        (2**31 - 1, 0, 2**31 - 1, 0, 127, 127),   # ADDS saturates at int32, then int8
+        (-2**31, 0, -2**31, 0, 0, 127),  # SRDHM(-2^31, -2^31) = 2^31 - 1
+    ]
+    for acc, bias, m, s, z, want in cases:
+        got = requantize_ref(np.array([[acc]]), np.array([bias]), m, s, z)[0, 0]
+        assert got == want, f"requantize_ref({acc} + {bias}, m={m}, s={s}, z={z}) = {got}"
+
+
+def test_unit_programs_match_model_expectations() -> None:
+    """Random unit programs on `full` run on the golden model with exactly the errors the
+    generator expects (BAD_MAP, ILLEGAL at the patched VCFG) and the predicted cycle count,
+    and 40 of them cover every VXM item (so the cocotb runs can only fail on the hardware)."""
+    from sim import TspModel
+    from tb.randunits import random_unit_program, vxm_coverage_wanted
+    from tsp.config import TspConfig
+    cfg = TspConfig.profile("full")
+    covered: set[str] = set()
+    for i in range(40):
+        up = random_unit_program(cfg, 11 * 100_003 + i)
+        m = TspModel(cfg)
+        for p, words in up.program.queues.items():
+            m.load_queue(p, list(words))
+        for p, a, blob in up.program.data:
+            m.write_mem(p, a, blob)
+        res = m.run()
+        got = (res.err_flags, res.err_position, res.err_cycle) if res.err_flags else None
+        assert got == up.expected_err, f"seed {11 * 100_003 + i}: model {got}, generator " \
+                                       f"{up.expected_err}\n{up.listing()}"
+        assert res.cycles == up.program.predicted_cycles
+        covered |= up.covered
+    missing = vxm_coverage_wanted(cfg) - covered
+    assert not missing, f"40 unit programs did not cover {sorted(missing)}"
+
+
+def test_chain_program_matches_reference_on_model() -> None:
+    """The chain program with the VXM step, run on the golden model: Y1, Y2 (numpy) and Z1
+    (requantize_ref) read back from its memories, no errors, the predicted cycles."""
+    import numpy as np
+
+    from sim import TspModel
+    from tb.randunits import chain_program, read_result
+    from tsp.config import TspConfig
+    cfg = TspConfig.profile("full")
+    for seed in (1, 2, 3):
+        cp = chain_program(cfg, seed)
+        assert set(cp.expected) == {"Y1", "Y2", "Z1"}
+        m = TspModel(cfg)
+        for p, words in cp.program.queues.items():
+            m.load_queue(p, list(words))
+        for p, a, blob in cp.program.data:
+            m.write_mem(p, a, blob)
+        res = m.run()
+        assert res.err_flags == 0 and res.cycles == cp.program.predicted_cycles
+        for name, exp in cp.expected.items():
+            got = read_result(cfg, cp.outputs[name], m.read_mem)
+            assert got.dtype == exp.dtype and np.array_equal(got, exp), f"seed {seed}: {name}"
