@@ -96,10 +96,15 @@ def _check_spec() -> None:
                              f"{kind} stages run {runs}")
 
 
-def _wrap(v, t):
-    """The low 8/16/32 bits of the 32-bit `v` (type code `t`: 0/1/2), sign-extended."""
-    w16 = Mux(t == I8, Cat(v[:8], v[7].replicate(8)), v[:16])
-    return Cat(v[:8], w16[8:16], Mux(t == I32, v[16:32], w16[15].replicate(16)))
+def _wrap(m: Module, v, t, name: str) -> Signal:
+    """The low 8/16/32 bits of the 32-bit `v` (type code `t`: 0/1/2), sign-extended (as a
+    named signal: `v` is referenced once, so no expression is duplicated)."""
+    vs = Signal(32, name=f"{name}_pre")
+    hi = Signal(8, name=f"{name}_hi8")
+    out = Signal(32, name=name)
+    m.d.comb += [vs.eq(v), hi.eq(Mux(t == I8, vs[7].replicate(8), vs[8:16])),
+                 out.eq(Cat(vs[:8], hi, Mux(t == I32, vs[16:32], hi[7].replicate(16))))]
+    return out
 
 
 def _tree(sel, items: list):
@@ -209,7 +214,8 @@ class Vxm(wiring.Component):
             m.d.comb += y.eq(_tree(c.y, srcs))
             X = Signal(32, name=f"{nm}_X")
             Y = Signal(32, name=f"{nm}_Y")
-            m.d.comb += [X.eq(_wrap(x, c.t_op)), Y.eq(_wrap(y, c.t_op))]
+            m.d.comb += [X.eq(_wrap(m, x, c.t_op, f"{nm}_wx")),
+                         Y.eq(_wrap(m, y, c.t_op, f"{nm}_wy"))]
             # adder: X + Y, X - Y (SUB SUBS MIN MAX RELU: Y = 0), -X (NEG), |X| (ABS)
             inv = Signal(name=f"{nm}_inv")
             m.d.comb += inv.eq(c.sub | (c.abs & X[31]))
@@ -232,9 +238,11 @@ class Vxm(wiring.Component):
             lt = s[32]
             tt = Signal(4, name=f"{nm}_tt")
             m.d.comb += tt.eq(Mux(c.minmax, Mux(lt ^ c.max, _TT_X, _TT_Y), c.tt))
-            f = Cat(*[Mux(X[i], Mux(Y[i], tt[3], tt[2]), Mux(Y[i], tt[1], tt[0]))
-                      for i in range(32)])
-            m.d.comb += res.eq(_wrap(Mux(c.logic, f, Mux(ovf, lim, s[:32])), c.typ))
+            f = Signal(32, name=f"{nm}_logic")
+            m.d.comb += f.eq(Cat(*[Mux(X[i], Mux(Y[i], tt[3], tt[2]), Mux(Y[i], tt[1], tt[0]))
+                                   for i in range(32)]))
+            m.d.comb += res.eq(_wrap(m, Mux(c.logic, f, Mux(ovf, lim, s[:32])), c.typ,
+                                     f"{nm}_w"))
         elif c.kind == "M":
             y = Signal(32, name=f"{nm}_y")
             m.d.comb += y.eq(_tree(c.y, srcs))
@@ -246,14 +254,15 @@ class Vxm(wiring.Component):
             hi = Signal(32, name=f"{nm}_srdhm")
             m.d.comb += hi.eq(Mux(p[62] & ~p[63], 0x7FFF_FFFF, p[31:63] + p[30]))
             pre = Mux(c.srdhm, hi, Mux(c.mul, p[:32], x))
-            m.d.comb += res.eq(_wrap(pre, c.t_res))
+            m.d.comb += res.eq(_wrap(m, pre, c.t_res, f"{nm}_w"))
         else:
             sh = Signal(5, name=f"{nm}_sh")
             m.d.comb += sh.eq(_tree(c.y, [v[:5] for v in srcs]))
             # shifter input: x reversed (SHL), x sign- (SHRA PASS RDIVPOT) or zero-extended
             # (SHRL) from the type; a guard bit below it (RDIVPOT: x bit e-1 shifts into it)
             top = Mux(c.t_op == I8, x[7], x[15])
-            fill = c.signed & top
+            fill = Signal(name=f"{nm}_fill")
+            m.d.comb += fill.eq(c.signed & top)
             ext = Cat(x[:8], Mux(c.t_op == I8, fill.replicate(8), x[8:16]),
                       Mux(c.t_op == I32, x[16:32], fill.replicate(16)))
             val = Signal(32, name=f"{nm}_val")
@@ -268,7 +277,7 @@ class Vxm(wiring.Component):
             m.d.comb += up.eq(c.rdiv & s_out[0] & (~x[31] | sticky))
             q = s_out[1:33]
             pre = Mux(c.shl, Cat(*[q[31 - i] for i in range(32)]), (q + up)[:32])
-            m.d.comb += res.eq(_wrap(pre, c.t_res))
+            m.d.comb += res.eq(_wrap(m, pre, c.t_res, f"{nm}_w"))
         return [Mux(c.wr[r], res, regs[r]) for r in range(3)]
 
     # ---- the unit --------------------------------------------------------------------------
@@ -337,8 +346,10 @@ class Vxm(wiring.Component):
         for i in range(n):
             av = Signal(32, name=f"in_a{i}")
             bv = Signal(32, name=f"in_b{i}")
-            m.d.comb += [av.eq(_wrap(Cat(*[_lane(g, i, 8) for g in ga]), a_type)),
-                         bv.eq(Mux(tb == 3, 0, _wrap(Cat(*[_lane(g, i, 8) for g in gb]), tb)))]
+            m.d.comb += [av.eq(_wrap(m, Cat(*[_lane(g, i, 8) for g in ga]), a_type,
+                                     f"in_wa{i}")),
+                         bv.eq(Mux(tb == 3, 0, _wrap(m, Cat(*[_lane(g, i, 8) for g in gb]), tb,
+                                                     f"in_wb{i}")))]
             a_val.append(av)
             b_val.append(bv)
 

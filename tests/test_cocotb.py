@@ -20,13 +20,13 @@ from conftest import emitted_verilog
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
-# `full` is the 8-lane `default` plus the VXM: everything `default` covers runs on it, and the
-# VXM too, with one 8-lane build per simulator (tests/test_lint.py still lints `default`).
-PROFILES = ("tiny", "full")
+# `default` and `tiny` run here. `full` (default + VXM) is not built in CI: its Icarus build takes
+# about 22 minutes (docs/simulation.md); run it with --profile full.
+PROFILES = ("tiny", "default")
 # Random programs per (simulator, profile) in a full run: 220 in all. Per program, Icarus costs
 # about 0.7 s (tiny) and 3 s (8 lanes); Verilator about 0.15 s and 2 s after its build.
-PLAN = {("icarus", "tiny"): 70, ("icarus", "full"): 30,
-        ("verilator", "tiny"): 80, ("verilator", "full"): 40}
+PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
+        ("verilator", "tiny"): 80, ("verilator", "default"): 40}
 # Random MXM/SXM/VXM programs (tb/randunits.py) per simulator, on the profiles that have units.
 UNIT_PLAN = {"icarus": 40, "verilator": 40}
 HOST_TESTS = ["csr_identity", "unmapped_decerr", "write_errors_slverr", "busy_slverr",
