@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.units import check_unit_args
 from tsp.config import TspConfig, split_sg4
 from tsp.isa import Instr
 
@@ -40,14 +41,7 @@ class MxmModel:
     """Cycle-exact model of one MXM at `position` (see docs/mxm.md)."""
 
     def __init__(self, config: TspConfig, position: int) -> None:
-        if not isinstance(config, TspConfig):
-            raise TypeError(f"MxmModel: config must be a TspConfig, not {config!r}")
-        if not isinstance(position, int) or not 0 <= position < config.num_positions:
-            raise ValueError(f"MxmModel: position {position!r} is not a position of profile "
-                             f"{config.name!r} (0..{config.num_positions - 1})")
-        if config.unit_kind(position) != "mxm":
-            raise ValueError(f"MxmModel: position {position} is {config.positions[position]}, "
-                             f"not an MXM position")
+        check_unit_args("MxmModel", "mxm", config, position)
         self.config = config
         self.position = position
         self.n = config.vec_bytes

@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from sim.units import check_unit_args
 from tsp.config import TspConfig
 from tsp.hostmap import ERR_BITS
 from tsp.isa import Instr
@@ -359,14 +360,7 @@ class VxmModel:
     docs/units.md section 1)."""
 
     def __init__(self, config: TspConfig, position: int) -> None:
-        if not isinstance(config, TspConfig):
-            raise TypeError(f"VxmModel: config must be a TspConfig, not {config!r}")
-        if not isinstance(position, int) or not 0 <= position < config.num_positions:
-            raise ValueError(f"VxmModel: position {position!r} is not a position of profile "
-                             f"{config.name!r} (0..{config.num_positions - 1})")
-        if config.unit_kind(position) != "vxm":
-            raise ValueError(f"VxmModel: position {position} is {config.positions[position]}, "
-                             f"not the VXM position")
+        check_unit_args("VxmModel", "vxm", config, position)
         self.config = config
         self.position = position
         self.n = config.vec_bytes
