@@ -1,0 +1,240 @@
+# The compiler's front end: a small, numpy-like graph of int8/int32 tensor operations. Shapes,
+# dtypes and parameters are checked here, when the program is written, with errors that name the
+# operation and the tensor; tspc/lower.py turns a checked graph into scheduled chip programs.
+"""`Graph` and `Tensor`: write a tensor program for the TSP slice."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tsp.config import TspConfig
+
+__all__ = ["DTYPES", "Graph", "Tensor", "TspcError"]
+
+DTYPES = ("int8", "int32")
+_INT8 = (-128, 127)
+
+
+class TspcError(ValueError):
+    """A tensor program the compiler cannot accept: the message names the operation and the
+    tensor (and, for run-time input errors, the input)."""
+
+
+@dataclass(eq=False)
+class Tensor:
+    """A 2-D tensor of the program: `shape` (rows, columns), `dtype` "int8" or "int32".
+
+    `op` is "input", "const" or the operation that produces it; `args` its operand tensors and
+    `attrs` its parameters. A 1-D tensor (a vector, e.g. a GEMV input) is stored as one row:
+    `vector` records that so results come back in the shape the user gave.
+    """
+
+    graph: Graph
+    name: str
+    shape: tuple[int, int]
+    dtype: str
+    op: str
+    args: tuple[Tensor, ...] = ()
+    attrs: dict = field(default_factory=dict)
+    vector: bool = False
+
+    def __repr__(self) -> str:
+        shape = (self.shape[1],) if self.vector else self.shape
+        return f"Tensor({self.name!r}, {shape}, {self.dtype}, op={self.op})"
+
+    @property
+    def is_host(self) -> bool:
+        """True for tensors whose values come from the host (inputs and constants)."""
+        return self.op in ("input", "const")
+
+    # numpy-like sugar
+    def __matmul__(self, other: Tensor) -> Tensor:
+        return self.graph.matmul(self, other)
+
+
+def _shape(shape, what: str) -> tuple[tuple[int, int], bool]:
+    try:
+        dims = tuple(int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise TspcError(f"{what}: shape must be a tuple of positive integers, not "
+                        f"{shape!r}") from None
+    if len(dims) not in (1, 2) or any(d < 1 for d in dims) or \
+            any(not isinstance(d, (int, np.integer)) for d in shape):
+        raise TspcError(f"{what}: shape must be 1-D (n,) or 2-D (rows, columns) of positive "
+                        f"integers, not {tuple(shape)!r}")
+    if len(dims) == 1:
+        return (1, dims[0]), True
+    return (dims[0], dims[1]), False
+
+
+def _int_array(value, dtype: str, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iub":
+        raise TspcError(f"{what}: values must be integers ({dtype}), not {arr.dtype}")
+    lo, hi = (_INT8 if dtype == "int8" else (-(1 << 31), (1 << 31) - 1))
+    if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
+        raise TspcError(f"{what}: values must lie in {dtype} range [{lo}, {hi}], found "
+                        f"[{int(arr.min())}, {int(arr.max())}] (nothing is truncated silently)")
+    return arr.astype(np.int64)
+
+
+class Graph:
+    """A tensor program for one chip configuration.
+
+        g = Graph("full")
+        x = g.input("x", (64, 64))                    # int8 activations
+        w = g.const("w", weights_int8)                # int8 (K, N), stored by the host
+        y = g.requantize(x @ w, multiplier=m, shift=s, bias=b, relu=True)   # int8
+        g.output("y", y)
+
+    Operations: `input`, `const`, `matmul` (int8 x int8 -> int32), `requantize` (int32 ->
+    int8: optional per-channel int32 bias, fixed-point multiplier, rounding shift, zero point,
+    ReLU), `relu` (of a requantized tensor), `output`. Tensors are 2-D (rows, columns); 1-D
+    vectors are one row.
+    """
+
+    def __init__(self, config: str | TspConfig = "full") -> None:
+        if isinstance(config, str):
+            config = TspConfig.profile(config)
+        if not isinstance(config, TspConfig):
+            raise TypeError(f"Graph needs a profile name or a TspConfig, not {config!r}")
+        self.config = config
+        self.tensors: list[Tensor] = []
+        self.outputs: dict[str, Tensor] = {}
+        self._names: set[str] = set()
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _name(self, name: str | None, op: str) -> str:
+        if name is None:
+            k = 0
+            while f"{op}{k}" in self._names:
+                k += 1
+            name = f"{op}{k}"
+        if not isinstance(name, str) or not name.isidentifier():
+            raise TspcError(f"{op}: tensor name must be an identifier, not {name!r}")
+        if name in self._names:
+            raise TspcError(f"{op}: a tensor named {name!r} already exists")
+        self._names.add(name)
+        return name
+
+    def _add(self, t: Tensor) -> Tensor:
+        self.tensors.append(t)
+        return t
+
+    def _own(self, t, op: str, role: str) -> Tensor:
+        if not isinstance(t, Tensor):
+            raise TspcError(f"{op}: {role} must be a Tensor of this graph, not {t!r}")
+        if t.graph is not self:
+            raise TspcError(f"{op}: {role} {t.name!r} belongs to another graph")
+        return t
+
+    # ---- sources -----------------------------------------------------------------------
+    def input(self, name: str, shape, dtype: str = "int8") -> Tensor:
+        """A tensor whose values are given at run time (`CompiledProgram.run(inputs=...)`)."""
+        if dtype != "int8":
+            raise TspcError(f"input {name!r}: dtype must be 'int8' (int32 inputs are not "
+                            f"supported), not {dtype!r}")
+        shp, vec = _shape(shape, f"input {name!r}")
+        return self._add(Tensor(self, self._name(name, "input"), shp, dtype, "input",
+                                vector=vec))
+
+    def const(self, name: str, value, dtype: str = "int8") -> Tensor:
+        """A tensor whose values are known when compiling (weights); stored by the host."""
+        if dtype != "int8":
+            raise TspcError(f"const {name!r}: dtype must be 'int8', not {dtype!r}")
+        arr = _int_array(value, dtype, f"const {name!r}")
+        shp, vec = _shape(arr.shape, f"const {name!r}")
+        t = Tensor(self, self._name(name, "const"), shp, dtype, "const", vector=vec,
+                   attrs={"value": arr.reshape(shp)})
+        return self._add(t)
+
+    # ---- operations ----------------------------------------------------------------------
+    def matmul(self, a: Tensor, w: Tensor, name: str | None = None) -> Tensor:
+        """int8 (M, K) @ int8 (K, N) -> int32 (M, N), exact (tiled over the MXMs). `a` may be
+        a vector (K,) (GEMV, batch 1); `w` must come from the host (an input or a const)."""
+        a = self._own(a, "matmul", "left operand")
+        w = self._own(w, "matmul", "right operand")
+        for t, role in ((a, "left"), (w, "right")):
+            if t.dtype != "int8":
+                raise TspcError(f"matmul: {role} operand {t.name!r} is {t.dtype}; the MXM "
+                                f"multiplies int8 by int8 (requantize it first)")
+        if not w.is_host:
+            raise TspcError(f"matmul: right operand {w.name!r} is computed on the chip "
+                            f"({w.op}); weights must be a graph input or const")
+        if w.vector:
+            raise TspcError(f"matmul: right operand {w.name!r} must be a 2-D (K, N) matrix")
+        (m, k), (k2, n) = a.shape, w.shape
+        if k != k2:
+            raise TspcError(f"matmul: shapes do not match: {a.name!r} is {m} x {k}, "
+                            f"{w.name!r} is {k2} x {n} ({k} != {k2})")
+        cfg = self.config
+        if "mxm" not in cfg.units:
+            raise TspcError(f"matmul {a.name!r} @ {w.name!r}: profile {cfg.name!r} has no MXM "
+                            f"(units {cfg.units})")
+        limit = (1 << 16)
+        if k > limit:
+            raise TspcError(f"matmul: K = {k} exceeds the MXM's exact-int32 limit of {limit} "
+                            f"products per output (docs/mxm.md)")
+        return self._add(Tensor(self, self._name(name, "matmul"), (m, n), "int32", "matmul",
+                                (a, w), vector=a.vector))
+
+    def requantize(self, x: Tensor, multiplier: int, shift: int, zero_point: int = 0,
+                   bias=None, relu: bool = False, name: str | None = None) -> Tensor:
+        """int32 -> int8 on the VXM: `sat8(RDIVPOT(SRDHM(x + bias, multiplier), shift) +
+        zero_point)`, then `max(., 0)` with `relu` (docs/vxm.md section 3: gemmlowp / TFLite
+        arithmetic). `multiplier` is the Q31 integer in [2^30, 2^31), `shift` 0..31,
+        `bias` None or an int32 vector of the column count (per output channel)."""
+        x = self._own(x, "requantize", "input")
+        where = f"requantize of {x.name!r}"
+        if x.op != "matmul":
+            raise TspcError(f"{where}: the input must be a matmul result (int32 from the MXM "
+                            f"accumulators); got {x.op}")
+        if "vxm" not in self.config.units:
+            raise TspcError(f"{where}: profile {self.config.name!r} has no VXM (units "
+                            f"{self.config.units}); use the 'full' profile")
+        for val, what, lo, hi in ((multiplier, "multiplier", 1 << 30, (1 << 31) - 1),
+                                  (shift, "shift", 0, 31), (zero_point, "zero_point", -128, 127)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or \
+                    not lo <= int(val) <= hi:
+                raise TspcError(f"{where}: {what} must be an integer in [{lo}, {hi}], not "
+                                f"{val!r} (tspc.quant.quantize_multiplier gives multiplier "
+                                f"and shift for a real scale)")
+        b = None
+        if bias is not None:
+            b = _int_array(bias, "int32", f"{where}: bias").reshape(-1)
+            if b.shape != (x.shape[1],):
+                raise TspcError(f"{where}: bias must have {x.shape[1]} values (one per output "
+                                f"column), not shape {np.asarray(bias).shape}")
+        if x.attrs.get("requantized"):
+            raise TspcError(f"{where}: {x.name!r} is already requantized once; a matmul result "
+                            f"can be requantized only once")
+        x.attrs["requantized"] = True
+        attrs = {"multiplier": int(multiplier), "shift": int(shift),
+                 "zero_point": int(zero_point), "bias": b, "relu": bool(relu)}
+        return self._add(Tensor(self, self._name(name, "requantize"), x.shape, "int8",
+                                "requantize", (x,), attrs, vector=x.vector))
+
+    def relu(self, x: Tensor, name: str | None = None) -> Tensor:
+        """max(x, zero point) of a requantized int8 tensor (folded into its requantization)."""
+        x = self._own(x, "relu", "input")
+        if x.op != "requantize":
+            raise TspcError(f"relu of {x.name!r}: only a requantize result can take a ReLU "
+                            f"(it is folded into the VXM pass); got {x.op}")
+        attrs = dict(x.attrs, relu=True)
+        return self._add(Tensor(self, self._name(name, "relu"), x.shape, "int8", "requantize",
+                                x.args, attrs, vector=x.vector))
+
+    def output(self, name: str, t: Tensor) -> None:
+        """Mark `t` as a result: `run()` returns it under `name`."""
+        t = self._own(t, "output", "tensor")
+        if t.is_host:
+            raise TspcError(f"output {name!r}: {t.name!r} is a host tensor ({t.op}); outputs "
+                            f"must be computed")
+        if name in self.outputs:
+            raise TspcError(f"output {name!r} is already defined")
+        self.outputs[name] = t
+
+    # ---- queries -------------------------------------------------------------------------
+    def consumers(self, t: Tensor) -> list[Tensor]:
+        return [u for u in self.tensors if any(a is t for a in u.args)]

@@ -1,0 +1,475 @@
+# Allocation and lowering (docs/compiler.md): a checked `Graph` becomes a sequence of chip
+# programs ("segments"). Each matmul is cut into work units (a block of up to 2n output rows x
+# n output columns), each unit runs on one MXM (west or east) as a chain of weight tiles
+# (READ -> LW, IW, READ -> ABC) and is drained by ACC, either through the VXM (requantisation,
+# bias, ReLU) into one MEM slice per hemisphere that needs the result, or as four int32 byte
+# planes into four slices. Every piece is a `Template` placed first-fit on a `Timeline`.
+"""Lower a `Graph` to scheduled programs: `lower(graph) -> Lowered`."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from asm import AsmError, Program
+from tsp import isa
+from tsp.config import TspConfig
+
+from .graph import Graph, Tensor, TspcError
+from .schedule import Template, Timeline
+
+__all__ = ["Copy", "Lowered", "Store", "lower"]
+
+EAST, WEST = 0, 1
+SIDES = ("W", "E")
+
+
+def _op(direction: int, s: int) -> str:
+    return f"{'EW'[direction]}{s}"
+
+
+@dataclass
+class Copy:
+    """One hemisphere's copy of (some row blocks of) a tensor. int8: one slice (`pos[0]`);
+    int32: four slices, `pos[b]` holds byte plane b. Block (mb, cb) of the copy starts at
+    `bases[b] + (index[mb] * cblocks + cb) * mblock` in `pos[b]`."""
+
+    side: str
+    pos: list[int]
+    bases: list[int]
+    index: dict[int, int]
+
+
+@dataclass
+class Store:
+    """Where a tensor lives: row blocks of `mblock` rows, column blocks of n columns."""
+
+    tensor: Tensor
+    mblock: int
+    mblocks: int
+    cblocks: int
+    kind: str = "act"                   # "act" (int8), "weights", "int32"
+    copies: dict[str, Copy] = field(default_factory=dict)
+    written: dict[tuple[int, int], str] = field(default_factory=dict)   # (mb, cb) -> a side
+
+    def rows(self, mb: int) -> int:
+        return min(self.mblock, self.tensor.shape[0] - mb * self.mblock)
+
+    def addr(self, side: str, mb: int, cb: int) -> list[tuple[int, int]]:
+        """[(position, address)] of block (mb, cb) in `side`'s copy (four for int32)."""
+        c = self.copies[side]
+        off = (c.index[mb] * self.cblocks + cb) * self.mblock
+        return [(p, b + off) for p, b in zip(c.pos, c.bases)]
+
+
+@dataclass
+class Segment:
+    """One chip program and what it computes (for listings and reports)."""
+
+    program: Program
+    layer: str
+    units: int
+
+
+@dataclass
+class Lowered:
+    config: TspConfig
+    segments: list[Segment]
+    stores: dict[str, Store]              # tensor name -> Store
+    host: list[Tensor]                    # inputs and consts that the chip reads
+    biases: list[tuple[Copy, np.ndarray]]  # int32 bias planes and their values
+
+    @property
+    def predicted_cycles(self) -> int:
+        return sum(s.program.predicted_cycles for s in self.segments)
+
+
+class _Alloc:
+    """First-fit allocation of contiguous words inside one bank of one slice."""
+
+    def __init__(self, cfg: TspConfig):
+        self.cfg = cfg
+        self.free = {p: [0, 0] for p in cfg.mem_positions}     # next free row per bank
+
+    def take(self, pos: int, words: int) -> int | None:
+        bd = self.cfg.bank_depth
+        for b in (0, 1):
+            if self.free[pos][b] + words <= bd:
+                a = b * bd + self.free[pos][b]
+                self.free[pos][b] += words
+                return a
+        return None
+
+
+class _Lowerer:
+    def __init__(self, graph: Graph):
+        self.g = graph
+        self.cfg = cfg = graph.config
+        self.n = cfg.vec_bytes
+        P = cfg.position_index
+        self.mxm = {"W": P("MXM_W"), "E": P("MXM_E")}
+        self.vxm = P("VXM")
+        self.slices = {h: [P(f"MEM_{h}{i}") for i in range(cfg.mem_slices - 1, -1, -1)]
+                       for h in SIDES}                      # nearest the MXM first
+        self.alloc = _Alloc(cfg)
+        self.stores: dict[str, Store] = {}
+        self.segments: list[Segment] = []
+        self.biases: list[tuple[Copy, np.ndarray]] = []     # (planes, (blocks, n) int32)
+        self.mblock_max = 2 * self.n                        # two row blocks in 4n acc rows
+        if cfg.streams < 8:
+            raise TspcError(f"profile {cfg.name!r} has {cfg.streams} streams per direction; "
+                            f"the compiler uses 8 (activations, weights, SG4 results, bias)")
+
+    # ---- stream plan per side (docs/compiler.md, "Streams") ------------------------------
+    def into_mxm(self, h: str) -> int:          # direction of streams that flow into MXM_h
+        return WEST if h == "W" else EAST
+
+    def hop(self, a: int, b: int) -> int:
+        return abs(a - b)
+
+    # ---- graph analysis --------------------------------------------------------------------
+    def reachable(self) -> list[Tensor]:
+        seen: dict[int, Tensor] = {}
+        order: list[Tensor] = []
+
+        def visit(t: Tensor) -> None:
+            if id(t) in seen:
+                return
+            seen[id(t)] = t
+            for a in t.args:
+                visit(a)
+            order.append(t)
+        for t in self.g.outputs.values():
+            visit(t)
+        return order
+
+    def mblock(self, m: int) -> int:
+        return min(m, self.mblock_max)
+
+    # ---- allocation ------------------------------------------------------------------------
+    def place(self, t: Tensor, st: Store, side: str, mbs: list[int], planes: int,
+              avoid: set[int], what: str) -> Copy:
+        words = len(mbs) * st.cblocks * st.mblock
+        order = [p for p in self.slices[side] if p not in avoid] + \
+                [p for p in self.slices[side] if p in avoid]
+        got: list[tuple[int, int]] = []
+        for p in order:
+            if len(got) == planes:
+                break
+            a = self.alloc.take(p, words)
+            if a is not None:
+                got.append((p, a))
+        if len(got) < planes:
+            raise TspcError(
+                f"{what} {t.name!r} ({t.shape[0]} x {t.shape[1]} {t.dtype}, {words} words per "
+                f"slice{'' if planes == 1 else f' in each of {planes} slices'}) does not fit "
+                f"the free MEM of the {side} hemisphere ({self.cfg.bank_depth} words per bank): "
+                f"use smaller tensors or batches")
+        return Copy(side, [p for p, _ in got], [a for _, a in got],
+                    {mb: i for i, mb in enumerate(mbs)})
+
+    # ---- the work ------------------------------------------------------------------------
+    def run(self) -> Lowered:
+        order = self.reachable()
+        if not self.g.outputs:
+            raise TspcError("the graph has no outputs: mark results with Graph.output(name, t)")
+        matmuls = [t for t in order if t.op == "matmul"]
+        consumers = {id(t): [u for u in order if any(a is t for a in u.args)] for t in order}
+        # work split per matmul: M-split when there are at least two row blocks
+        plan = {}
+        for mm in matmuls:
+            m, _ = mm.shape
+            mb = self.mblock(m)
+            mbs = -(-m // mb)
+            plan[id(mm)] = "M" if mbs >= 2 else "N"
+        # where each int8 tensor's row blocks are needed (side -> set of mb)
+        need: dict[int, dict[str, set[int]]] = {}
+        for mm in matmuls:
+            a = mm.args[0]
+            mb = self.mblock(a.shape[0])
+            mbs = -(-a.shape[0] // mb)
+            d = need.setdefault(id(a), {})
+            for i in range(mbs):
+                sides = (SIDES[i % 2],) if plan[id(mm)] == "M" else SIDES
+                for h in sides:
+                    d.setdefault(h, set()).add(i)
+        # host tensors first: weights then activations, so weights take the slices nearest
+        host = [t for t in order if t.is_host]
+        for t in sorted(host, key=lambda t: 0 if any(
+                u.op == "matmul" and u.args[1] is t for u in consumers[id(t)]) else 1):
+            self.place_host(t, need, consumers[id(t)], plan)
+        # lower each matmul (with its requantization) as one layer
+        for mm in matmuls:
+            rq = [u for u in consumers[id(mm)] if u.op == "requantize"]
+            if len(rq) > 1:
+                raise TspcError(f"matmul {mm.name!r} is requantized by more than one operation "
+                                f"({', '.join(u.name for u in rq)}): use one requantize "
+                                f"(relu=True for the ReLU)")
+            int32_out = any(o is mm for o in self.g.outputs.values())
+            if not rq and not int32_out:
+                raise TspcError(f"matmul {mm.name!r} is neither requantized nor an output")
+            self.lower_matmul(mm, plan[id(mm)], rq[0] if rq else None, int32_out, need)
+        return Lowered(self.cfg, self.segments, self.stores, host, self.biases)
+
+    def place_host(self, t: Tensor, need, consumers, plan) -> None:
+        n = self.n
+        is_weight = [u for u in consumers if u.op == "matmul" and u.args[1] is t]
+        if is_weight and any(u.args[0] is t for u in consumers if u.op == "matmul"):
+            raise TspcError(f"tensor {t.name!r} is used both as weights and as activations")
+        if is_weight:
+            k, nn = t.shape
+            kb, nb = -(-k // n), -(-nn // n)
+            # weights: tile (kb, nb) = n rows; stored as a (nb, kb, i) sequence: mblock = n
+            st = Store(t, mblock=n, mblocks=nb * kb, cblocks=1, kind="weights")
+            sides = set()
+            for u in is_weight:
+                if plan[id(u)] == "M":
+                    sides |= set(SIDES)
+                else:
+                    sides |= {SIDES[j % 2] for j in range(nb)}
+            for h in sorted(sides):
+                st.copies[h] = self.place(t, st, h, list(range(nb * kb)), 1, set(), "weights")
+            self.stores[t.name] = st
+            return
+        d = need.get(id(t), {})
+        m, k = t.shape
+        st = Store(t, self.mblock(m), -(-m // self.mblock(m)), -(-k // n))
+        for h in sorted(d):
+            avoid = {c.pos[0] for s in self.stores.values() if s.kind == "weights"
+                     for c in s.copies.values() if c.side == h}
+            st.copies[h] = self.place(t, st, h, sorted(d[h]), 1, avoid, "input")
+        self.stores[t.name] = st
+
+    # ---- one matmul layer ------------------------------------------------------------------
+    def lower_matmul(self, mm: Tensor, split: str, rq: Tensor | None, int32_out: bool,
+                     need) -> None:
+        n = self.n
+        a, w = mm.args
+        A, Wt = self.stores[a.name], self.stores[w.name]
+        k = a.shape[1]
+        nn = w.shape[1]
+        KB, NB = -(-k // n), -(-nn // n)
+        MB = A.mblocks
+        units = [(mb, nb, SIDES[mb % 2] if split == "M" else SIDES[nb % 2])
+                 for mb in range(MB) for nb in range(NB)]
+        # output stores
+        outs = []
+        if rq is not None:
+            st = Store(rq, A.mblock, MB, NB)
+            d = {h: set(v) for h, v in need.get(id(rq), {}).items()}
+            for mb, nb, h in units:                 # outputs nobody reads on chip stay home
+                if not any(mb in v for v in d.values()):
+                    d.setdefault(h, set()).add(mb)
+            busy = {c.pos[0] for c in A.copies.values()} | {c.pos[0] for c in Wt.copies.values()}
+            for h in sorted(d):
+                st.copies[h] = self.place(rq, st, h, sorted(d[h]), 1, busy, "result")
+            self.stores[rq.name] = st
+            outs.append(("rq", st))
+        if int32_out:
+            st = Store(mm, A.mblock, MB, NB, kind="int32")
+            by_side: dict[str, set[int]] = {}
+            for mb, nb, h in units:
+                by_side.setdefault(h, set()).add(mb)
+            for h in sorted(by_side):
+                st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result")
+            self.stores[mm.name] = st
+            outs.append(("i32", st))
+        bias = None
+        if rq is not None and rq.attrs["bias"] is not None:
+            bias = self.place_bias(rq)
+        layer = rq.name if rq is not None else mm.name
+        seg = self.new_segment(layer, rq)
+        nunits = 0
+        rowblock = {"W": 0, "E": 0}
+        for mb, nb, h in units:
+            comp, S_last, rows = self.compute_template(A, Wt, mb, nb, h, KB, NB,
+                                                       rowblock[h] % 2)
+            drains = self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
+            if not all(seg.room(t) for t in [comp] + drains):
+                self.close_segment(seg, layer, nunits)
+                seg, nunits = self.new_segment(layer, rq), 0
+            off = seg.find(comp, 0)
+            seg.commit(comp, off)
+            lo = off + S_last + 3
+            rows_key = ("rows", self.mxm[h], rowblock[h] % 2)
+            for dt in drains:
+                doff = seg.find(dt, lo)
+                seg.commit(dt, doff)
+                # the accumulator rows stay taken from the last ABC to this ACC
+                seg.busy.setdefault(rows_key, set()).update(range(lo, doff))
+                lo = doff + rows          # the next drain's ACC after this one's
+            rowblock[h] += 1
+            nunits += 1
+        self.close_segment(seg, layer, nunits)
+
+    def place_bias(self, rq: Tensor) -> Copy:
+        """int32 bias as four byte planes in the west slices (one word per column block), read
+        onto E4..E7 for VLOADC."""
+        n = self.n
+        b = rq.attrs["bias"]
+        nb = -(-b.shape[0] // n)
+        st = Store(rq, 1, nb, 1)
+        c = self.place(rq, st, "W", list(range(nb)), 4, set(), "bias of")
+        padded = np.zeros(nb * n, dtype=np.int64)
+        padded[:b.shape[0]] = b
+        self.biases.append((c, padded.reshape(nb, n)))
+        return c
+
+    # ---- segments --------------------------------------------------------------------------
+    def new_segment(self, layer: str, rq: Tensor | None) -> Timeline:
+        seg = Timeline(self.cfg, filename=f"<tspc {layer} segment {len(self.segments)}>")
+        if rq is not None:
+            t = Template()
+            for i, (mn, ops) in enumerate(self.vxm_config(rq)):
+                t.instr(i, self.vxm, mn, *ops)
+            seg.commit(t, 0)
+        return seg
+
+    def close_segment(self, seg: Timeline, layer: str, units: int) -> None:
+        if units == 0:
+            return
+        try:
+            prog = seg.tb.build()
+        except AsmError as e:
+            raise TspcError(f"internal error: the scheduled program for {layer!r} was "
+                            f"rejected by the assembler's checker: {e}") from e
+        self.segments.append(Segment(prog, layer, units))
+
+    def vxm_config(self, rq: Tensor) -> list[tuple[str, tuple]]:
+        """VCONST/VCFG instructions for one requantization (docs/vxm.md section 3), mapped
+        onto the profile's stage kinds in order."""
+        at = rq.attrs
+        m, s, z = at["multiplier"], at["shift"], at["zero_point"]
+        steps = [("G", ("ADD", "i32", "r0", "r0", "c3")),
+                 ("M", ("SRDHM", "i32", "r2", "r0", "c0")),
+                 ("S", ("RDIVPOT", "i32", "r2", "r2", "c1"))]
+        if z:
+            steps.append(("G", ("ADDS", "i32", "r2", "r2", "c2")))
+        if at["relu"]:
+            steps.append(("G", ("MAX", "i32", "r2", "r2", "c2")))
+        kinds = self.cfg.vxm_stages
+        out: list[tuple[str, tuple]] = [("VCONST", (0, m & 0xFFFF)), ("VCONSTH", (0, m >> 16)),
+                                        ("VCONST", (1, s))]
+        if z:
+            out.append(("VCONST", (2, z)))
+        k = 0
+        for kind, ops in steps:
+            while k < len(kinds) and kinds[k] != kind:
+                k += 1
+            if k == len(kinds):
+                raise TspcError(
+                    f"requantize {rq.name!r}: the VXM stages {kinds!r} of profile "
+                    f"{self.cfg.name!r} cannot run bias add, SRDHM, RDIVPOT"
+                    f"{', zero point' if z else ''}{', ReLU' if at['relu'] else ''} in one pass "
+                    f"(needs stages of kinds {''.join(kd for kd, _ in steps)} in this order)")
+            out.append(("VCFG", (k,) + ops))
+            k += 1
+        return out
+
+    # ---- templates -------------------------------------------------------------------------
+    def mem_access(self, t: Template, mnemonic: str, pos: int, addr: int, count: int,
+                   cycle: int, stream: str, note: str) -> None:
+        """ITERATIONS count at cycle-1, READ/WRITE at cycle, with engine and bank cells."""
+        t.instr(cycle - 1, pos, "ITERATIONS", count, note=note)
+        t.instr(cycle, pos, mnemonic, addr, stream, note=note)
+        t.claim(("re" if mnemonic == "READ" else "we", pos), cycle, count)
+        bank = addr // self.cfg.bank_depth
+        if (addr + count - 1) // self.cfg.bank_depth != bank:
+            raise TspcError(f"internal error: access at {addr}+{count} crosses a bank")
+        t.claim(("bank", pos, bank), cycle, count)
+
+    def compute_template(self, A: Store, Wt: Store, mb: int, nb: int, h: str, KB: int,
+                         NB: int, rb: int) -> tuple[Template, int, int]:
+        """Tiles kb = 0..KB-1 of unit (mb, nb) on MXM_h: relative to the first ABC at 0."""
+        n = self.n
+        t = Template()
+        mx = self.mxm[h]
+        rows = A.rows(mb)
+        period = max(rows, n + 2)
+        d = self.into_mxm(h)
+        ((apos, _),) = A.addr(h, mb, 0)
+        ((wpos, _),) = Wt.addr(h, nb * KB, 0)
+        acc0 = rb * self.mblock_max
+        for kb in range(KB):
+            S = kb * period
+            L = S - 1 - n if kb == 0 else S - period + 1
+            Iw = S - 1
+            ((_, waddr),) = Wt.addr(h, nb * KB + kb, 0)
+            # weights: READ n rows -> LW
+            hw = self.hop(wpos, mx)
+            self.mem_access(t, "READ", wpos, waddr, n, L - 2 - hw, _op(d, 1),
+                            f"W tile ({kb},{nb})")
+            t.stream(d, 1, wpos, mx, L - hw, n)
+            t.instr(L, mx, "LW", _op(d, 1), 0, n, note=f"tile ({kb},{nb})")
+            t.claim(("lw", mx), L, n)
+            t.claim(("shadow", mx), L, Iw - L)
+            t.instr(Iw, mx, "IW")
+            t.claim(("active", mx), Iw + 1, S + rows - 1 - Iw)
+            # activations: READ rows -> ABC
+            ha = self.hop(apos, mx)
+            ((_, aaddr),) = A.addr(h, mb, kb)
+            self.mem_access(t, "READ", apos, aaddr, rows, S - 2 - ha, _op(d, 0),
+                            f"A block ({mb},{kb})")
+            t.stream(d, 0, apos, mx, S - ha, rows)
+            t.instr(S, mx, "ABC", _op(d, 0), acc0, rows, 0 if kb == 0 else 1,
+                    note=f"unit ({mb},{nb}) k-block {kb}")
+            t.claim(("abc", mx), S, rows)
+        S_last = (KB - 1) * period
+        t.claim(("rows", mx, rb), 0, S_last + 3)
+        return t, S_last, rows
+
+    def drain_templates(self, outs, mb: int, nb: int, h: str, rows: int, rb: int,
+                        bias, rq: Tensor | None) -> list[Template]:
+        """ACC of unit (mb, nb)'s rows, relative to the ACC issue at 0: one template per
+        destination (int32 planes; requantized int8 per hemisphere that needs it)."""
+        mx = self.mxm[h]
+        dout = EAST if h == "W" else WEST           # ACC flows toward the VXM
+        acc0 = rb * self.mblock_max
+        res = []
+        for kind, st in outs:
+            dests = [h] if kind == "i32" else [s for s in SIDES if s in st.copies and
+                                               mb in st.copies[s].index]
+            for dest in dests:
+                st.written[(mb, nb)] = dest
+                t = Template()
+                t.instr(0, mx, "ACC", _op(dout, 0), acc0, rows, note=f"unit ({mb},{nb})")
+                t.claim(("acc", mx), 0, rows)
+                t.claim(("rows", mx, rb), 0, rows)
+                if kind == "i32":
+                    for b, (p, addr) in enumerate(st.addr(h, mb, nb)):
+                        t.stream(dout, b, mx, p, 2, rows)
+                        self.mem_access(t, "WRITE", p, addr, rows, 2 + self.hop(mx, p),
+                                        _op(dout, b), f"C plane {b} ({mb},{nb})")
+                else:
+                    v = self.vxm
+                    tv = 2 + self.hop(mx, v)
+                    for b in range(4):
+                        t.stream(dout, b, mx, v, 2, rows)
+                    if bias is not None:
+                        t.instr(tv - 1, v, "VLOADC", 3, _op(EAST, 4), "i32",
+                                note=f"bias block {nb}")
+                        t.claim(("c3",), tv, rows + 1)
+                        for b, (p, bbase) in enumerate(zip(bias.pos, bias.bases)):
+                            t.stream(EAST, 4 + b, p, v, tv - 1 - self.hop(p, v))
+                            self.mem_access(t, "READ", p, bbase + nb, 1,
+                                            tv - 1 - self.hop(p, v) - 2, _op(EAST, 4 + b),
+                                            f"bias plane {b} block {nb}")
+                    dd = WEST if dest == "W" else EAST
+                    t.instr(tv, v, "VRUN", _op(dout, 0), "i32", _op(dout, 0), "none",
+                            _op(dd, 4), "i8", "sat", note=f"unit ({mb},{nb}) -> {dest}")
+                    if rows > 1:
+                        t.instr(tv + 1, v, "REPEAT", rows - 1, 1, occupancy_cycles=rows - 1)
+                    dfunc = isa.dfunc_of(isa.BY_NAME["VRUN"], self.cfg)
+                    ((op_, addr),) = st.addr(dest, mb, nb)
+                    t.stream(dd, 4, v, op_, tv + dfunc, rows)
+                    self.mem_access(t, "WRITE", op_, addr, rows, tv + dfunc + self.hop(v, op_),
+                                    _op(dd, 4), f"result ({mb},{nb}) -> {dest}")
+                res.append(t)
+        return res
+
+
+def lower(graph: Graph) -> Lowered:
+    """Allocate and schedule `graph` (see module docstring); raises `TspcError`."""
+    if not isinstance(graph, Graph):
+        raise TypeError(f"lower() needs a tspc.Graph, not {graph!r}")
+    return _Lowerer(graph).run()
