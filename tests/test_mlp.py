@@ -61,7 +61,9 @@ def test_requantize_by_hand() -> None:
         (-255, 0, HALF, 0, 0, False, -127),    # -127.5 -> -127 (SRDHM tie up)
         (90, 10, HALF, 1, -5, False, 20),      # 100 -> 50 -> 25 -> 20
         (90, 10, HALF, 1, -30, False, -5),     # ... 25 - 30
-        (90, 10, HALF, 1, -30, True, 0),       # ReLU after the zero point
+        (90, 10, HALF, 1, -30, True, -5),      # ReLU clamps at z = -30: max(-5, -30)
+        (90, 10, HALF, 1, -20, True, 5),       # 25 - 20 = 5 stays
+        (-90, 0, HALF, 1, 7, True, 7),         # -45 -> -23 + 7 = -16 -> clamped to z = 7
         (-1000, 0, HALF, 0, 0, False, -128),   # -500 -> sat -128
         (I32MAX, 1, HALF, 0, 0, False, -128),  # acc + bias wraps to -2^31 -> -2^30 -> -128
         (I32MAX, 1, HALF, 0, 0, True, 0),

@@ -182,8 +182,8 @@ class Graph:
     def requantize(self, x: Tensor, multiplier: int, shift: int, zero_point: int = 0,
                    bias=None, relu: bool = False, name: str | None = None) -> Tensor:
         """int32 -> int8 on the VXM: `sat8(RDIVPOT(SRDHM(x + bias, multiplier), shift) +
-        zero_point)`, then `max(., 0)` with `relu` (docs/vxm.md section 3: gemmlowp / TFLite
-        arithmetic). `multiplier` is the Q31 integer in [2^30, 2^31), `shift` 0..31,
+        zero_point)`, then with `relu` `max(., zero_point)` (the code of real 0, as TFLite's
+        fused ReLU) (docs/vxm.md section 3: gemmlowp / TFLite arithmetic). `multiplier` is the Q31 integer in [2^30, 2^31), `shift` 0..31,
         `bias` None or an int32 vector of the column count (per output channel)."""
         x = self._own(x, "requantize", "input")
         where = f"requantize of {x.name!r}"

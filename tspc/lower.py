@@ -91,9 +91,9 @@ class _Alloc:
         self.cfg = cfg
         self.free = {p: [0, 0] for p in cfg.mem_positions}     # next free row per bank
 
-    def take(self, pos: int, words: int) -> int | None:
+    def take(self, pos: int, words: int, banks: tuple[int, ...] = (0, 1)) -> int | None:
         bd = self.cfg.bank_depth
-        for b in (0, 1):
+        for b in banks:
             if self.free[pos][b] + words <= bd:
                 a = b * bd + self.free[pos][b]
                 self.free[pos][b] += words
@@ -148,7 +148,11 @@ class _Lowerer:
 
     # ---- allocation ------------------------------------------------------------------------
     def place(self, t: Tensor, st: Store, side: str, mbs: list[int], planes: int,
-              avoid: set[int], what: str) -> Copy:
+              avoid: set[int], what: str, banks: tuple[int, ...] = (0, 1)) -> Copy:
+        """Allocate `side`'s copy of row blocks `mbs` of `t` (one slice, or four for int32
+        planes), preferring slices not in `avoid` and the banks in the order given (host
+        tensors bank 0 first, results bank 1 first, so a layer's reads and writes rarely
+        meet in one bank)."""
         words = len(mbs) * st.cblocks * st.mblock
         order = [p for p in self.slices[side] if p not in avoid] + \
                 [p for p in self.slices[side] if p in avoid]
@@ -156,7 +160,7 @@ class _Lowerer:
         for p in order:
             if len(got) == planes:
                 break
-            a = self.alloc.take(p, words)
+            a = self.alloc.take(p, words, banks)
             if a is not None:
                 got.append((p, a))
         if len(got) < planes:
@@ -252,6 +256,10 @@ class _Lowerer:
         MB = A.mblocks
         units = [(mb, nb, SIDES[mb % 2] if split == "M" else SIDES[nb % 2])
                  for mb in range(MB) for nb in range(NB)]
+        # alternate the two MXMs so that both work in every segment
+        per = {h: [u for u in units if u[2] == h] for h in SIDES}
+        units = [u for pair in zip(per["W"], per["E"]) for u in pair] + \
+            per["W"][len(per["E"]):] + per["E"][len(per["W"]):]
         # output stores
         outs = []
         if rq is not None:
@@ -262,7 +270,7 @@ class _Lowerer:
                     d.setdefault(h, set()).add(mb)
             busy = {c.pos[0] for c in A.copies.values()} | {c.pos[0] for c in Wt.copies.values()}
             for h in sorted(d):
-                st.copies[h] = self.place(rq, st, h, sorted(d[h]), 1, busy, "result")
+                st.copies[h] = self.place(rq, st, h, sorted(d[h]), 1, busy, "result", (1, 0))
             self.stores[rq.name] = st
             outs.append(("rq", st))
         if int32_out:
@@ -271,7 +279,8 @@ class _Lowerer:
             for mb, nb, h in units:
                 by_side.setdefault(h, set()).add(mb)
             for h in sorted(by_side):
-                st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result")
+                st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result",
+                                          (1, 0))
             self.stores[mm.name] = st
             outs.append(("i32", st))
         bias = None
@@ -385,15 +394,22 @@ class _Lowerer:
         t = Template()
         mx = self.mxm[h]
         rows = A.rows(mb)
-        period = max(rows, n + 2)
+        # Per tile the MXM queue issues IW (at S - delta), ABC (at S) and the next tile's LW.
+        # Long blocks: LW right after ABC, one tile per `rows` cycles (the ABC engine is the
+        # limit). Short blocks (GEMV): LW right after IW, one tile per n + 1 cycles (LW's n
+        # cycles plus the IW slot are the limit).
+        if rows >= n + 2:
+            delta, period, lw_next = 1, rows, 1
+        else:
+            delta, period, lw_next = 2, max(n + 1, rows + 1), -1
         d = self.into_mxm(h)
         ((apos, _),) = A.addr(h, mb, 0)
         ((wpos, _),) = Wt.addr(h, nb * KB, 0)
         acc0 = rb * self.mblock_max
         for kb in range(KB):
             S = kb * period
-            L = S - 1 - n if kb == 0 else S - period + 1
-            Iw = S - 1
+            L = S - delta - n if kb == 0 else S - period + lw_next
+            Iw = S - delta
             ((_, waddr),) = Wt.addr(h, nb * KB + kb, 0)
             # weights: READ n rows -> LW
             hw = self.hop(wpos, mx)

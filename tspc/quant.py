@@ -66,7 +66,8 @@ def requantize(acc: ArrayLike, bias: ArrayLike, m: ArrayLike, s: ArrayLike, z: A
                relu: bool) -> np.ndarray:
     """The VXM requantisation pass, int32 accumulators -> int8:
     r = wrap32(acc + bias); r = SRDHM(r, m); r = RDIVPOT(r, s); r = sat32(r + z);
-    r = max(r, 0) if relu; result sat8(r). `bias` broadcasts along the last axis of `acc`
+    r = max(r, z) if relu (ReLU clamps at the zero point, the code of real 0, as TFLite's
+    fused activation does); result sat8(r). `bias` broadcasts along the last axis of `acc`
     (one per output channel); `m` (Q31, normally in [2^30, 2^31)), `s` (0..31) and `z` are
     per tensor (or broadcastable arrays)."""
     a = _as_int32_values("acc", acc)
@@ -82,7 +83,7 @@ def requantize(acc: ArrayLike, bias: ArrayLike, m: ArrayLike, s: ArrayLike, z: A
     r = rdivpot(r, ss)
     r = sat(r + zz, 32)
     if relu:
-        r = np.maximum(r, 0)
+        r = np.maximum(r, zz)
     return sat(r, 8).astype(np.int8)
 
 
