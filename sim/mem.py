@@ -75,6 +75,13 @@ class MemSlice:
         else:
             self.write = eng
 
+    def accesses(self, t: int) -> tuple[str | None, str | None]:
+        """Read-only: the instruction names (READ/GATHER, WRITE/SCATTER) of the read and the
+        write engine if that engine accesses memory in cycle t, else None (for activity)."""
+        r, w = self.read, self.write
+        return (None if r is None or r.access(t) is None else r.name,
+                None if w is None or w.access(t) is None else w.name)
+
     def keep_mask(self, flags: int) -> np.ndarray | None:
         """Byte mask (True = powered up) for CONFIG `flags`, or None if all are up."""
         down = flags & ((1 << self.superlanes) - 1)

@@ -21,7 +21,7 @@ import numpy as np
 
 from tsp.config import TspConfig
 from tsp.hostmap import DEADLOCK_POSITION, ERR_BITS, ERR_WIDTH
-from tsp.isa import decode, valid_on
+from tsp.isa import INSTRUCTIONS, decode, valid_on
 
 from .icu import Queue
 from .mem import MemSlice
@@ -30,6 +30,8 @@ from .sxm import SxmModel
 from .vxm import VxmModel
 
 __all__ = [
+    "ACTIVITY_BITS",
+    "ACTIVITY_MNEMONICS",
     "BAD_MAP",
     "BANK_CONFLICT",
     "DEADLOCK",
@@ -37,6 +39,7 @@ __all__ = [
     "ENGINE_BUSY",
     "ILLEGAL",
     "UNIT_MODELS",
+    "Activity",
     "ModelError",
     "RunResult",
     "Trace",
@@ -54,6 +57,34 @@ BAD_MAP = 1 << BIT_BAD_MAP
 
 # Compute-unit model twins (docs/units.md section 1), by unit kind.
 UNIT_MODELS = {"mxm": MxmModel, "sxm": SxmModel, "vxm": VxmModel}
+
+
+# Activity record (opt-in: `TspModel.run(activity=True)`). `Activity.bits[t, p]` is a bitmask of
+# what the unit at position p did in cycle t; bit i of a position of kind k means
+# ACTIVITY_BITS[k][i]:
+#   OUT       (every kind) the position loaded a stream register at the end of t (MEM: the data
+#             of the previous cycle's read access; a unit: one of its results)
+#   mem: RD   the read engine accesses memory (READ or GATHER; GATHER also sets GATHER)
+#        WR   the write engine has an access slot (WRITE or SCATTER; SCATTER also sets SCATTER)
+#        CONFLICT  that write was suppressed by a bank conflict
+#   mxm: LW, ABC, ACC  the engine has an element in t; IW  the install pulse
+#   sxm: the instruction that reads its operands in t (dskew 0: its issue cycle)
+#   vxm: VRUN / VLOADC  reads its operand vector in t (a VRUN vector enters the pipeline);
+#        CFG  a configuration instruction (VCFG VFUNC VCONST VCONSTH) is accepted in t;
+#        PIPE  a vector is in an ALU stage or the function stage in t (t0+1 .. t0+A+2 of a
+#              VRUN at t0, A = vxm_alus)
+# `Activity.issued[t, p]` indexes ACTIVITY_MNEMONICS: the mnemonic the queue at p issued in t
+# (a REPEAT copy logs the copied instruction), 0 ("") = none.
+ACTIVITY_BITS: dict[str, tuple[str, ...]] = {
+    "mem": ("OUT", "RD", "GATHER", "WR", "SCATTER", "CONFLICT"),
+    "mxm": ("OUT", "LW", "IW", "ABC", "ACC"),
+    "sxm": ("OUT", "SETMAP", "SHIFT", "PERMUTE", "DISTRIBUTE", "ROTATE", "TRANSPOSE"),
+    "vxm": ("OUT", "VRUN", "VLOADC", "CFG", "PIPE"),
+}
+ACTIVITY_MNEMONICS: tuple[str, ...] = ("",) + tuple(i.name for i in INSTRUCTIONS) + ("ILLEGAL",)
+_ABIT = {(k, n): 1 << i for k, names in ACTIVITY_BITS.items() for i, n in enumerate(names)}
+_MNEMONIC_INDEX = {n: i for i, n in enumerate(ACTIVITY_MNEMONICS)}
+_ACT_CHUNK = 4096
 
 
 def _bits(flags: int) -> list[int]:
@@ -130,8 +161,58 @@ class Trace:
 
 
 @dataclass
+class Activity:
+    """What every unit did in every cycle of a run (see ACTIVITY_BITS): `bits` (T, P) uint16
+    bitmasks, `issued` (T, P) uint8 indices into ACTIVITY_MNEMONICS."""
+
+    bits: np.ndarray
+    issued: np.ndarray
+    config: TspConfig
+
+    @property
+    def cycles(self) -> int:
+        return int(self.bits.shape[0])
+
+    def _pos(self, position: int | str) -> int:
+        if isinstance(position, str):
+            try:
+                return self.config.position_index(position)
+            except ValueError as e:
+                raise ModelError(f"Activity: {e}") from None
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)) \
+                or not 0 <= position < self.config.num_positions:
+            raise ModelError(f"Activity: position {position!r} outside "
+                             f"0..{self.config.num_positions - 1}")
+        return int(position)
+
+    def mask(self, position: int | str, name: str) -> int:
+        """The bit of activity `name` (e.g. "RD", "ABC") at `position` (index or name)."""
+        p = self._pos(position)
+        kind = self.config.unit_kind(p)
+        if (kind, name) not in _ABIT:
+            raise ModelError(f"Activity: no activity {name!r} at position {p} "
+                             f"({self.config.positions[p]}, a {kind} position); it has "
+                             f"{', '.join(ACTIVITY_BITS.get(kind, ())) or 'none'}")
+        return _ABIT[kind, name]
+
+    def busy(self, position: int | str, name: str) -> np.ndarray:
+        """Bool array (T,): the cycles in which activity `name` happened at `position`."""
+        return (self.bits[:, self._pos(position)] & self.mask(position, name)) != 0
+
+    def issues(self, position: int | str, mnemonic: str | None = None) -> np.ndarray:
+        """Bool array (T,): the cycles in which `position`'s queue issued `mnemonic` (None:
+        anything)."""
+        col = self.issued[:, self._pos(position)]
+        if mnemonic is None:
+            return col != 0
+        if mnemonic not in _MNEMONIC_INDEX:
+            raise ModelError(f"Activity.issues: unknown mnemonic {mnemonic!r}")
+        return col == _MNEMONIC_INDEX[mnemonic]
+
+
+@dataclass
 class RunResult:
-    """Outcome of `TspModel.run`."""
+    """Outcome of `TspModel.run` (`activity` only with `run(activity=True)`)."""
 
     cycles: int
     err_flags: int
@@ -140,6 +221,7 @@ class RunResult:
     err_cycle: int | None
     trace: Trace | None
     issue_log: list[tuple[int, int, str]] = field(default_factory=list)
+    activity: Activity | None = None
 
     @property
     def deadlocked(self) -> bool:
@@ -164,6 +246,7 @@ class TspModel:
         self.east = np.zeros((self.P, self.S, self.V), dtype=np.uint8)
         self.west = np.zeros_like(self.east)
         self._zero = np.zeros(self.V, dtype=np.uint8)
+        self._act: list[np.ndarray] | None = None     # activity chunks while recording
 
     # ---- host-side access --------------------------------------------------------------
     def _position(self, position: int | str, what: str, mem: bool = False) -> int:
@@ -256,8 +339,10 @@ class TspModel:
             any(sl.active(t) for sl in self._slices.values()) or \
             any(u.active(t) for u in self._units.values())
 
-    def run(self, max_cycles: int = 1_000_000, trace: bool = False) -> RunResult:
+    def run(self, max_cycles: int = 1_000_000, trace: bool = False,
+            activity: bool = False) -> RunResult:
         """Run the loaded program from START until done (cycle count T, see the "Done" rule).
+        With `activity`, the result's `activity` records what every unit did in every cycle.
 
         Raises ModelError if the program is still running after `max_cycles` cycles.
         """
@@ -265,6 +350,7 @@ class TspModel:
             raise ModelError(f"run: max_cycles must be a non-negative integer, "
                              f"not {max_cycles!r}")
         self._start()
+        self._act = [] if activity else None
         tr_e: list[np.ndarray] = []
         tr_w: list[np.ndarray] = []
         t = 0
@@ -296,7 +382,7 @@ class TspModel:
             err_bit=None if fe is None else fe[2],
             err_cycle=None if fe is None else fe[0],
             trace=Trace(np.stack(tr_e), np.stack(tr_w), self.config) if trace else None,
-            issue_log=self._log)
+            issue_log=self._log, activity=self._activity(t) if activity else None)
 
     # ---- one cycle -----------------------------------------------------------------------
     def _sval(self, p: int, v: int) -> np.ndarray:
@@ -325,6 +411,8 @@ class TspModel:
                 self._unit(q, t, instr, f, errs)
                 q.rep_left -= 1
                 q.rep_next = t + q.rep_d if q.rep_left else None
+        if self._act is not None:
+            self._act_row = self._activity_pre(t)
         # (2) MEM engines and compute units; produced = (position, direction, index, vector)
         produced: list[tuple[int, int, int, np.ndarray]] = []
         mem_writes: list[tuple[int, int, np.ndarray, np.ndarray | None]] = []
@@ -365,6 +453,8 @@ class TspModel:
             loads, err = u.cycle(t, self.east[p], self.west[p])
             produced += [(p, d, s, np.asarray(v, dtype=np.uint8).copy()) for d, s, v in loads]
             errs += [(p, b) for b in _bits(err)]
+        if self._act is not None:
+            self._activity_post(t, produced, errs)
         # (3) streams: shift one position, zeros enter at the edges, producers overwrite
         ne, nw = self._nxt_e, self._nxt_w
         ne[1:] = self.east[:-1]
@@ -406,6 +496,60 @@ class TspModel:
             if self._first_err is None:
                 p, b = min(errs)
                 self._first_err = (t, p, b)
+
+    # ---- activity record (only with run(activity=True)) -----------------------------------
+    def _activity_pre(self, t: int) -> list[int]:
+        """The activity bits of cycle t known after the issue phase."""
+        row = [0] * self.P
+        for p, sl in self._slices.items():
+            r, w = sl.accesses(t)
+            if r is not None:
+                row[p] |= _ABIT["mem", "RD"] | (_ABIT["mem", "GATHER"] if r == "GATHER" else 0)
+            if w is not None:
+                row[p] |= _ABIT["mem", "WR"] | (_ABIT["mem", "SCATTER"] if w == "SCATTER" else 0)
+        for p, u in self._units.items():
+            if isinstance(u, MxmModel):
+                for name in u.engines_at(t):
+                    row[p] |= _ABIT["mxm", name]
+            elif isinstance(u, SxmModel):
+                name = u.reading(t)
+                if name is not None:
+                    row[p] |= _ABIT["sxm", name]
+            elif isinstance(u, VxmModel):
+                name = u.reading(t)
+                if name is not None:
+                    row[p] |= _ABIT["vxm", name]
+                if u.configuring(t):
+                    row[p] |= _ABIT["vxm", "CFG"]
+                if u.in_pipeline(t):
+                    row[p] |= _ABIT["vxm", "PIPE"]
+        return row
+
+    def _activity_post(self, t: int, produced: list, errs: list) -> None:
+        """Add the stream loads and bank conflicts of cycle t and store its row."""
+        row = self._act_row
+        for p, *_ in produced:
+            row[p] |= 1                                   # OUT is bit 0 of every kind
+        for p, b in errs:
+            if b == BIT_BANK_CONFLICT and p in self._slices:
+                row[p] |= _ABIT["mem", "CONFLICT"]
+        if any(row):
+            i, j = divmod(t, _ACT_CHUNK)
+            while len(self._act) <= i:
+                self._act.append(np.zeros((_ACT_CHUNK, self.P), dtype=np.uint16))
+            self._act[i][j] = row
+
+    def _activity(self, T: int) -> Activity:
+        """The Activity of the run that just ended after T cycles."""
+        chunks = self._act or [np.zeros((0, self.P), dtype=np.uint16)]
+        bits = np.concatenate(chunks)[:T]
+        if len(bits) < T:
+            bits = np.concatenate([bits, np.zeros((T - len(bits), self.P), dtype=np.uint16)])
+        issued = np.zeros((T, self.P), dtype=np.uint8)
+        for c, p, name in self._log:
+            issued[c, p] = _MNEMONIC_INDEX[name]
+        self._act = None
+        return Activity(bits, issued, self.config)
 
     def _issue(self, q: Queue, t: int, word: int, errs: list) -> None:
         """Issue `word` from queue q at cycle t; sets q.next_t (occupancy)."""

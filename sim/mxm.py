@@ -135,6 +135,13 @@ class MxmModel:
             self.accum[row] = val
         return loads, 0
 
+    def engines_at(self, t: int) -> tuple[str, ...]:
+        """Read-only: the engines ("LW", "IW", "ABC", "ACC") with an element (IW: the install
+        pulse) in cycle t; call after `issue` of cycle t (for activity records)."""
+        out = tuple(name for name, r in (("LW", self.lw), ("ABC", self.abc), ("ACC", self.acc))
+                    if r is not None and r.t0 <= t <= r.last)
+        return out + ("IW",) if self.iw_at == t else out
+
     def active(self, t: int) -> bool:
         """Whether an LW/ABC/ACC has an element at >= t or an ABC write-back or ACC output
         is still in flight at >= t."""

@@ -96,6 +96,12 @@ class SxmModel:
         """An instruction issued before t still drives a result in t or later."""
         return any(t0 < t <= t1 for t0, t1 in self._spans)
 
+    def reading(self, t: int) -> str | None:
+        """Read-only: the name of the instruction that reads its operands in cycle t, or None;
+        call after `issue` and before `cycle` of cycle t (for activity records)."""
+        job = self._reads.get(t)
+        return None if job is None else job[0].name
+
     # ---- one cycle --------------------------------------------------------------------
     def _stream(self, east: np.ndarray, west: np.ndarray, direction: int, index: int
                 ) -> np.ndarray:

@@ -426,6 +426,22 @@ class VxmModel:
         flight through cycle t0 + vxm_alus + 3)."""
         return any(t0 < t <= t1 for t0, t1 in self._spans)
 
+    def reading(self, t: int) -> str | None:
+        """Read-only: "VRUN" or "VLOADC" if that instruction reads its operands in cycle t, else
+        None; call after `issue` and before `cycle` of cycle t (for activity records)."""
+        job = self._reads.get(t)
+        return None if job is None else job[0]
+
+    def configuring(self, t: int) -> bool:
+        """Read-only: whether a configuration instruction (VCFG, VFUNC, VCONST, VCONSTH) was
+        accepted in cycle t; call after `issue` and before `cycle` of cycle t."""
+        return any(t0 == t and what != "load" for t0, what, _ in self._pending)
+
+    def in_pipeline(self, t: int) -> int:
+        """Read-only: the VRUN vectors in an ALU stage or the function stage in cycle t (a VRUN
+        issued at t0 is there in t0 + 1 .. t0 + vxm_alus + 2); call before `cycle` of t."""
+        return sum(t0 < t < t1 for t0, t1 in self._spans)
+
     def cycle(self, t: int, east: np.ndarray, west: np.ndarray) -> tuple[list, int]:
         """Cycle t with the stream registers `east`/`west` ((streams, vec_bytes) uint8) at this
         position. Call it for every cycle in order, after `issue` of that cycle.

@@ -114,10 +114,9 @@ class CompiledProgram:
                 kb_n = -(-k // n)
                 pad = np.zeros((kb_n * n, -(-nn // n) * n), dtype=np.int64)
                 pad[:k, :nn] = value
-                for h, c in st.copies.items():
-                    for blk in c.index:
+                for c in st.copies.values():
+                    for (blk, _), ((p, a),) in c.blocks.items():
                         nb, kb = divmod(blk, kb_n)
-                        ((p, a),) = st.addr(h, blk, 0)
                         for i in range(n):
                             row = pad[kb * n + i, nb * n:(nb + 1) * n]
                             writes.append((p, a + i, row.astype(np.int8).tobytes()))
@@ -126,8 +125,8 @@ class CompiledProgram:
         for c, blocks in self.lowered.biases:
             for nb in range(blocks.shape[0]):
                 planes = split_sg4(blocks[nb].astype(np.int32))
-                for b, (p, base) in enumerate(zip(c.pos, c.bases)):
-                    writes.append((p, base + nb, planes[b].tobytes()))
+                for b, (p, a) in enumerate(c.blocks[(nb, 0)]):
+                    writes.append((p, a, planes[b].tobytes()))
         return writes
 
     def _act_writes(self, st: Store, value: np.ndarray) -> list[tuple[int, int, bytes]]:
@@ -136,13 +135,11 @@ class CompiledProgram:
         pad = np.zeros((m, st.cblocks * n), dtype=np.int64)
         pad[:, :k] = value
         out = []
-        for h, c in st.copies.items():
-            for mb in c.index:
-                for cb in range(st.cblocks):
-                    ((p, a),) = st.addr(h, mb, cb)
-                    for r in range(st.rows(mb)):
-                        row = pad[mb * st.mblock + r, cb * n:(cb + 1) * n]
-                        out.append((p, a + r, row.astype(np.int8).tobytes()))
+        for c in st.copies.values():
+            for (mb, cb), ((p, a),) in c.blocks.items():
+                for r in range(st.rows(mb)):
+                    row = pad[mb * st.mblock + r, cb * n:(cb + 1) * n]
+                    out.append((p, a + r, row.astype(np.int8).tobytes()))
         return out
 
     def reads(self) -> list[tuple[int, int]]:

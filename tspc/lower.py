@@ -30,14 +30,18 @@ def _op(direction: int, s: int) -> str:
 
 @dataclass
 class Copy:
-    """One hemisphere's copy of (some row blocks of) a tensor. int8: one slice (`pos[0]`);
-    int32: four slices, `pos[b]` holds byte plane b. Block (mb, cb) of the copy starts at
-    `bases[b] + (index[mb] * cblocks + cb) * mblock` in `pos[b]`."""
+    """One hemisphere's copy of some blocks of a tensor: `blocks[(mb, cb)]` is the list of
+    (position, address) where the block's `mblock` words start: one for int8, four (byte
+    planes 0..3, four different slices) for int32."""
 
     side: str
-    pos: list[int]
-    bases: list[int]
-    index: dict[int, int]
+    blocks: dict[tuple[int, int], list[tuple[int, int]]]
+
+    def has_rows(self, mb: int) -> bool:
+        return any(k[0] == mb for k in self.blocks)
+
+    def positions(self) -> set[int]:
+        return {p for locs in self.blocks.values() for p, _ in locs}
 
 
 @dataclass
@@ -57,9 +61,7 @@ class Store:
 
     def addr(self, side: str, mb: int, cb: int) -> list[tuple[int, int]]:
         """[(position, address)] of block (mb, cb) in `side`'s copy (four for int32)."""
-        c = self.copies[side]
-        off = (c.index[mb] * self.cblocks + cb) * self.mblock
-        return [(p, b + off) for p, b in zip(c.pos, c.bases)]
+        return self.copies[side].blocks[(mb, cb)]
 
 
 @dataclass
@@ -147,30 +149,40 @@ class _Lowerer:
         return min(m, self.mblock_max)
 
     # ---- allocation ------------------------------------------------------------------------
-    def place(self, t: Tensor, st: Store, side: str, mbs: list[int], planes: int,
-              avoid: set[int], what: str, banks: tuple[int, ...] = (0, 1)) -> Copy:
-        """Allocate `side`'s copy of row blocks `mbs` of `t` (one slice, or four for int32
-        planes), preferring slices not in `avoid` and the banks in the order given (host
-        tensors bank 0 first, results bank 1 first, so a layer's reads and writes rarely
-        meet in one bank)."""
-        words = len(mbs) * st.cblocks * st.mblock
-        order = [p for p in self.slices[side] if p not in avoid] + \
-                [p for p in self.slices[side] if p in avoid]
-        got: list[tuple[int, int]] = []
-        for p in order:
-            if len(got) == planes:
-                break
-            a = self.alloc.take(p, words, banks)
-            if a is not None:
-                got.append((p, a))
-        if len(got) < planes:
-            raise TspcError(
-                f"{what} {t.name!r} ({t.shape[0]} x {t.shape[1]} {t.dtype}, {words} words per "
-                f"slice{'' if planes == 1 else f' in each of {planes} slices'}) does not fit "
-                f"the free MEM of the {side} hemisphere ({self.cfg.bank_depth} words per bank): "
-                f"use smaller tensors or batches")
-        return Copy(side, [p for p, _ in got], [a for _, a in got],
-                    {mb: i for i, mb in enumerate(mbs)})
+    def place(self, t: Tensor, st: Store, side: str, keys: list[tuple[int, int]],
+              planes: int, avoid: set[int], what: str, banks: tuple[int, ...] = (0, 1),
+              spread: bool = False) -> Copy:
+        """Allocate `side`'s copy of blocks `keys` ((mb, cb), `mblock` words each) of `t`: one
+        slice per block, or four different slices for int32 byte planes. Slices not in
+        `avoid` come first; within them the banks in the order given (host tensors bank 0
+        first, results bank 1 first, so a layer's reads and writes rarely meet in one bank)."""
+        words = st.mblock
+        pref0 = [p for p in self.slices[side] if p not in avoid]
+        rest = [p for p in self.slices[side] if p in avoid]
+        blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for key in keys:
+            # int8 activations: consecutive column blocks go to different slices, so a
+            # unit's stream of K-blocks alternates between slices and each slice's read
+            # port has gaps (for the bias reads of the drains)
+            r = key[1] % len(pref0) if spread and pref0 else 0
+            pref = pref0[r:] + pref0[:r]
+            got: list[tuple[int, int]] = []
+            for group in (pref, rest):
+                for b in banks:
+                    for p in group:
+                        if len(got) < planes and all(q != p for q, _ in got):
+                            a = self.alloc.take(p, words, (b,))
+                            if a is not None:
+                                got.append((p, a))
+            if len(got) < planes:
+                total = len(keys) * words
+                raise TspcError(
+                    f"{what} {t.name!r} ({t.shape[0]} x {t.shape[1]} {t.dtype}, {total} words"
+                    f"{'' if planes == 1 else f' in each of {planes} byte planes'} in the "
+                    f"{side} hemisphere) does not fit its free MEM ({self.cfg.mem_slices} "
+                    f"slices of {self.cfg.slice_words} words): use smaller tensors or batches")
+            blocks[key] = got
+        return Copy(side, blocks)
 
     # ---- the work ------------------------------------------------------------------------
     def run(self) -> Lowered:
@@ -232,16 +244,19 @@ class _Lowerer:
                 else:
                     sides |= {SIDES[j % 2] for j in range(nb)}
             for h in sorted(sides):
-                st.copies[h] = self.place(t, st, h, list(range(nb * kb)), 1, set(), "weights")
+                tiles = [(j * kb + i, 0) for j in range(nb) for i in range(kb)
+                         if any(plan[id(u)] == "M" for u in is_weight) or SIDES[j % 2] == h]
+                st.copies[h] = self.place(t, st, h, tiles, 1, set(), "weights")
             self.stores[t.name] = st
             return
         d = need.get(id(t), {})
         m, k = t.shape
         st = Store(t, self.mblock(m), -(-m // self.mblock(m)), -(-k // n))
         for h in sorted(d):
-            avoid = {c.pos[0] for s in self.stores.values() if s.kind == "weights"
-                     for c in s.copies.values() if c.side == h}
-            st.copies[h] = self.place(t, st, h, sorted(d[h]), 1, avoid, "input")
+            avoid = {p for s in self.stores.values() if s.kind == "weights"
+                     for c in s.copies.values() if c.side == h for p in c.positions()}
+            keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
+            st.copies[h] = self.place(t, st, h, keys, 1, avoid, "input", spread=True)
         self.stores[t.name] = st
 
     # ---- one matmul layer ------------------------------------------------------------------
@@ -268,16 +283,18 @@ class _Lowerer:
             for mb, nb, h in units:                 # outputs nobody reads on chip stay home
                 if not any(mb in v for v in d.values()):
                     d.setdefault(h, set()).add(mb)
-            busy = {c.pos[0] for c in A.copies.values()} | {c.pos[0] for c in Wt.copies.values()}
+            busy = set().union(*(c.positions() for c in Wt.copies.values()))
             for h in sorted(d):
-                st.copies[h] = self.place(rq, st, h, sorted(d[h]), 1, busy, "result", (1, 0))
+                keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(NB)]
+                st.copies[h] = self.place(rq, st, h, keys, 1, busy, "result", (1, 0),
+                                          spread=True)
             self.stores[rq.name] = st
             outs.append(("rq", st))
         if int32_out:
             st = Store(mm, A.mblock, MB, NB, kind="int32")
-            by_side: dict[str, set[int]] = {}
+            by_side: dict[str, list[tuple[int, int]]] = {}
             for mb, nb, h in units:
-                by_side.setdefault(h, set()).add(mb)
+                by_side.setdefault(h, []).append((mb, nb))
             for h in sorted(by_side):
                 st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result",
                                           (1, 0))
@@ -290,25 +307,43 @@ class _Lowerer:
         seg = self.new_segment(layer, rq)
         nunits = 0
         rowblock = {"W": 0, "E": 0}
-        for mb, nb, h in units:
-            comp, S_last, rows = self.compute_template(A, Wt, mb, nb, h, KB, NB,
-                                                       rowblock[h] % 2)
-            drains = self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
-            if not all(seg.room(t) for t in [comp] + drains):
-                self.close_segment(seg, layer, nunits)
-                seg, nunits = self.new_segment(layer, rq), 0
-            off = seg.find(comp, 0)
-            seg.commit(comp, off)
-            lo = off + S_last + 3
-            rows_key = ("rows", self.mxm[h], rowblock[h] % 2)
+        # A unit's drain is placed after the next unit of its MXM has been placed, so the
+        # drain (ACC, bias reads, VXM, writes) fits around the MXM's stream of tiles instead
+        # of delaying it; the accumulator rows are double-buffered, so the unit after that
+        # (same rows) is placed after the drain and sees its claims.
+        pending: dict[str, tuple | None] = {"W": None, "E": None}
+
+        def flush(seg: Timeline, h: str) -> None:
+            if pending[h] is None:
+                return
+            drains, lo, rows_key, rows = pending[h]
             for dt in drains:
                 doff = seg.find(dt, lo)
                 seg.commit(dt, doff)
                 # the accumulator rows stay taken from the last ABC to this ACC
                 seg.busy.setdefault(rows_key, set()).update(range(lo, doff))
                 lo = doff + rows          # the next drain's ACC after this one's
+            pending[h] = None
+
+        for mb, nb, h in units:
+            comp, S_last, rows = self.compute_template(A, Wt, mb, nb, h, KB, NB,
+                                                       rowblock[h] % 2)
+            drains = self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
+            waiting = [d for p in pending.values() if p for d in p[0]]
+            if not seg.room(Template.merged([comp] + drains + waiting)):
+                for side in SIDES:
+                    flush(seg, side)
+                self.close_segment(seg, layer, nunits)
+                seg, nunits = self.new_segment(layer, rq), 0
+            off = seg.find(comp, 0)
+            seg.commit(comp, off)
+            flush(seg, h)
+            pending[h] = (drains, off + S_last + 3, ("rows", self.mxm[h], rowblock[h] % 2),
+                          rows)
             rowblock[h] += 1
             nunits += 1
+        for side in SIDES:
+            flush(seg, side)
         self.close_segment(seg, layer, nunits)
 
     def place_bias(self, rq: Tensor) -> Copy:
@@ -318,7 +353,7 @@ class _Lowerer:
         b = rq.attrs["bias"]
         nb = -(-b.shape[0] // n)
         st = Store(rq, 1, nb, 1)
-        c = self.place(rq, st, "W", list(range(nb)), 4, set(), "bias of")
+        c = self.place(rq, st, "W", [(j, 0) for j in range(nb)], 4, set(), "bias of")
         padded = np.zeros(nb * n, dtype=np.int64)
         padded[:b.shape[0]] = b
         self.biases.append((c, padded.reshape(nb, n)))
@@ -403,14 +438,12 @@ class _Lowerer:
         else:
             delta, period, lw_next = 2, max(n + 1, rows + 1), -1
         d = self.into_mxm(h)
-        ((apos, _),) = A.addr(h, mb, 0)
-        ((wpos, _),) = Wt.addr(h, nb * KB, 0)
         acc0 = rb * self.mblock_max
         for kb in range(KB):
             S = kb * period
             L = S - delta - n if kb == 0 else S - period + lw_next
             Iw = S - delta
-            ((_, waddr),) = Wt.addr(h, nb * KB + kb, 0)
+            ((wpos, waddr),) = Wt.addr(h, nb * KB + kb, 0)
             # weights: READ n rows -> LW
             hw = self.hop(wpos, mx)
             self.mem_access(t, "READ", wpos, waddr, n, L - 2 - hw, _op(d, 1),
@@ -422,8 +455,8 @@ class _Lowerer:
             t.instr(Iw, mx, "IW")
             t.claim(("active", mx), Iw + 1, S + rows - 1 - Iw)
             # activations: READ rows -> ABC
+            ((apos, aaddr),) = A.addr(h, mb, kb)
             ha = self.hop(apos, mx)
-            ((_, aaddr),) = A.addr(h, mb, kb)
             self.mem_access(t, "READ", apos, aaddr, rows, S - 2 - ha, _op(d, 0),
                             f"A block ({mb},{kb})")
             t.stream(d, 0, apos, mx, S - ha, rows)
@@ -444,7 +477,7 @@ class _Lowerer:
         res = []
         for kind, st in outs:
             dests = [h] if kind == "i32" else [s for s in SIDES if s in st.copies and
-                                               mb in st.copies[s].index]
+                                               st.copies[s].has_rows(mb)]
             for dest in dests:
                 st.written[(mb, nb)] = dest
                 t = Template()
@@ -465,9 +498,9 @@ class _Lowerer:
                         t.instr(tv - 1, v, "VLOADC", 3, _op(EAST, 4), "i32",
                                 note=f"bias block {nb}")
                         t.claim(("c3",), tv, rows + 1)
-                        for b, (p, bbase) in enumerate(zip(bias.pos, bias.bases)):
+                        for b, (p, baddr) in enumerate(bias.blocks[(nb, 0)]):
                             t.stream(EAST, 4 + b, p, v, tv - 1 - self.hop(p, v))
-                            self.mem_access(t, "READ", p, bbase + nb, 1,
+                            self.mem_access(t, "READ", p, baddr, 1,
                                             tv - 1 - self.hop(p, v) - 2, _op(EAST, 4 + b),
                                             f"bias plane {b} block {nb}")
                     dd = WEST if dest == "W" else EAST

@@ -46,6 +46,14 @@ class Template:
         for hop, p in enumerate(range(p_from, p_to + step, step)):
             self.claim(("s", direction, s, p), cycle + hop, count)
 
+    @staticmethod
+    def merged(templates: list[Template]) -> Template:
+        """All instructions of `templates` in one (for capacity estimates only)."""
+        t = Template()
+        for u in templates:
+            t.instrs += u.instrs
+        return t
+
     def earliest(self) -> int:
         """The smallest relative cycle of any instruction or cell."""
         lo = [c for c, *_ in self.instrs] + [min(v) for v in self.cells.values() if v]
