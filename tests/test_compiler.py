@@ -228,3 +228,75 @@ def test_graph_without_outputs_or_units() -> None:
     g = Graph("tiny")
     x = g.input("x", (4, 4))
     _err(lambda: x @ g.const("w", np.zeros((4, 4), dtype=np.int8)), "no MXM", "'tiny'")
+
+
+# ---- elementwise VXM passes ------------------------------------------------------------------
+def test_elementwise_int8_ops() -> None:
+    """add/sub saturate at int8, minimum/maximum/relu are exact; operands of odd shapes."""
+    rng = np.random.default_rng(21)
+    A = rng.integers(-128, 128, size=(37, 20))
+    B = rng.integers(-128, 128, size=(37, 20))
+    g = Graph("full")
+    a, b = g.input("a", A.shape), g.input("b", B.shape)
+    for name, t in (("add", g.add(a, b)), ("sub", g.sub(a, b)), ("min", g.minimum(a, b)),
+                    ("max", g.maximum(a, b)), ("relu", g.relu(a))):
+        g.output(name, t)
+    prog = tspc.compile(g)
+    o = prog.run({"a": A, "b": B}).outputs
+    assert np.array_equal(o["add"], np.clip(A + B, -128, 127))
+    assert np.array_equal(o["sub"], np.clip(A - B, -128, 127))
+    assert np.array_equal(o["min"], np.minimum(A, B))
+    assert np.array_equal(o["max"], np.maximum(A, B))
+    assert np.array_equal(o["relu"], np.maximum(A, 0))
+
+
+def test_tanh_exp_follow_the_tables_within_one_lsb() -> None:
+    """tanh/exp of int8 Q5 / Q4 inputs: the spec formula of docs/vxm.md section 4 (table at
+    x << (8 - frac_bits), Q15 saturated to int16, high byte) exactly, and within 1 Q7 LSB of
+    the float functions (exp for x <= 0)."""
+    from tsp.vxm import EXP_TABLE, TANH_TABLE
+    X = np.arange(-128, 128).reshape(16, 16)
+    g = Graph("full")
+    x = g.input("x", X.shape)
+    g.output("tanh", g.tanh(x, frac_bits=5))
+    g.output("exp", g.exp(x, frac_bits=4))
+    o = tspc.compile(g).run({"x": X}).outputs
+    q8 = X << 3
+    t15 = np.where(q8 < 0, -1, 1) * TANH_TABLE[np.minimum(np.abs(q8), 2047)]
+    assert np.array_equal(o["tanh"], np.minimum(t15, 32767) >> 8)
+    q8 = X << 4
+    e15 = np.where(q8 > 0, 32768, np.where(q8 > -4096, EXP_TABLE[np.clip(-q8, 0, 4095)], 0))
+    assert np.array_equal(o["exp"], np.minimum(e15, 32767) >> 8)
+    assert np.abs(o["tanh"] / 128 - np.tanh(X / 32)).max() <= 1 / 128
+    neg = X <= 0
+    assert np.abs(o["exp"][neg] / 128 - np.exp(X[neg] / 16)).max() <= 1 / 128
+
+
+def test_residual_block_elementwise_feeds_matmul() -> None:
+    """requantize(x @ w1) + x (saturating) -> @ w2: an elementwise result is a matmul's input."""
+    rng = np.random.default_rng(22)
+    X = rng.integers(-128, 128, size=(40, 16))
+    W1 = rng.integers(-128, 128, size=(16, 16))
+    W2 = rng.integers(-128, 128, size=(16, 8))
+    g = Graph("full")
+    x = g.input("x", X.shape)
+    h = g.add(g.requantize(x @ g.const("w1", W1), 1 << 30, 9), x)
+    g.output("y", h @ g.const("w2", W2))
+    prog = tspc.compile(g)
+    res = prog.run({"x": X})
+    z = np.zeros(16, dtype=np.int64)
+    h_ref = np.clip(requantize_ref(X @ W1, z, 1 << 30, 9, 0, False).astype(np.int64) + X,
+                    -128, 127)
+    assert np.array_equal(res.outputs["y"], h_ref @ W2)
+    assert res.cycles == prog.predicted_cycles
+
+
+def test_elementwise_errors() -> None:
+    g = Graph("full")
+    a, b = g.input("a", (4, 8)), g.input("b", (4, 9))
+    _err(lambda: g.add(a, b), "add", "shapes differ", "'a'", "'b'")
+    y = a @ g.const("w", np.zeros((8, 8), dtype=np.int8))
+    _err(lambda: g.add(y, y), "add", "int32", "requantize")
+    _err(lambda: g.tanh(a, frac_bits=9), "tanh", "frac_bits", "[0, 8]")
+    gd = Graph("default")
+    _err(lambda: gd.relu(gd.input("a", (4, 8))), "relu", "no VXM")

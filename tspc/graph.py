@@ -90,8 +90,9 @@ class Graph:
 
     Operations: `input`, `const`, `matmul` (int8 x int8 -> int32), `requantize` (int32 ->
     int8: optional per-channel int32 bias, fixed-point multiplier, rounding shift, zero point,
-    ReLU), `relu` (of a requantized tensor), `output`. Tensors are 2-D (rows, columns); 1-D
-    vectors are one row.
+    ReLU), `relu`, `add`, `sub`, `minimum`, `maximum` (int8, saturating), `tanh` and `exp`
+    (int8 fixed point -> int8 Q7), `output`. Tensors are 2-D (rows, columns); 1-D vectors are
+    one row.
     """
 
     def __init__(self, config: str | TspConfig = "full") -> None:
@@ -216,14 +217,66 @@ class Graph:
                                 "requantize", (x,), attrs, vector=x.vector))
 
     def relu(self, x: Tensor, name: str | None = None) -> Tensor:
-        """max(x, zero point) of a requantized int8 tensor (folded into its requantization)."""
+        """ReLU of an int8 tensor. Of a requantize result not used otherwise: folded into that
+        requantization (`max(q, zero_point)`); else a VXM pass `max(x, 0)`."""
         x = self._own(x, "relu", "input")
-        if x.op != "requantize":
-            raise TspcError(f"relu of {x.name!r}: only a requantize result can take a ReLU "
-                            f"(it is folded into the VXM pass); got {x.op}")
-        attrs = dict(x.attrs, relu=True)
-        return self._add(Tensor(self, self._name(name, "relu"), x.shape, "int8", "requantize",
-                                x.args, attrs, vector=x.vector))
+        if x.op == "requantize" and not self.consumers(x) and \
+                x not in self.outputs.values():
+            attrs = dict(x.attrs, relu=True)
+            self.tensors.remove(x)
+            return self._add(Tensor(self, self._name(name, "relu"), x.shape, "int8",
+                                    "requantize", x.args, attrs, vector=x.vector))
+        return self._elementwise("relu", (x,), name)
+
+    # ---- elementwise VXM passes (int8 -> int8) -------------------------------------------
+    def _elementwise(self, fn: str, args: tuple, name: str | None, **attrs) -> Tensor:
+        ts = [self._own(a, fn, f"operand {i}") for i, a in enumerate(args)]
+        for t in ts:
+            if t.dtype != "int8":
+                raise TspcError(f"{fn}: operand {t.name!r} is {t.dtype}; elementwise VXM "
+                                f"operations take int8 tensors (requantize int32 first)")
+        if len(ts) == 2 and ts[0].shape != ts[1].shape:
+            raise TspcError(f"{fn}: shapes differ: {ts[0].name!r} is {ts[0].shape}, "
+                            f"{ts[1].name!r} is {ts[1].shape} (no broadcasting)")
+        if "vxm" not in self.config.units:
+            raise TspcError(f"{fn} of {ts[0].name!r}: profile {self.config.name!r} has no VXM "
+                            f"(units {self.config.units}); use the 'full' profile")
+        return self._add(Tensor(self, self._name(name, fn), ts[0].shape, "int8", "vxm",
+                                tuple(ts), dict(attrs, fn=fn), vector=ts[0].vector))
+
+    def add(self, a: Tensor, b: Tensor, name: str | None = None) -> Tensor:
+        """a + b, int8, saturating (VXM `ADDS`)."""
+        return self._elementwise("add", (a, b), name)
+
+    def sub(self, a: Tensor, b: Tensor, name: str | None = None) -> Tensor:
+        """a - b, int8, saturating (VXM `SUBS`)."""
+        return self._elementwise("sub", (a, b), name)
+
+    def minimum(self, a: Tensor, b: Tensor, name: str | None = None) -> Tensor:
+        """Elementwise min of two int8 tensors (VXM `MIN`)."""
+        return self._elementwise("minimum", (a, b), name)
+
+    def maximum(self, a: Tensor, b: Tensor, name: str | None = None) -> Tensor:
+        """Elementwise max of two int8 tensors (VXM `MAX`)."""
+        return self._elementwise("maximum", (a, b), name)
+
+    def _func(self, fn: str, x: Tensor, frac_bits: int, name: str | None) -> Tensor:
+        if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) or \
+                not 0 <= int(frac_bits) <= 8:
+            raise TspcError(f"{fn}: frac_bits must be an integer in [0, 8] (the input is "
+                            f"x / 2^frac_bits), not {frac_bits!r}")
+        return self._elementwise(fn, (x,), name, frac_bits=int(frac_bits))
+
+    def tanh(self, x: Tensor, frac_bits: int = 5, name: str | None = None) -> Tensor:
+        """tanh of an int8 fixed-point tensor (value x / 2^frac_bits) -> int8 Q7
+        (value y / 128) = floor(TANH_Q15(x << (8 - frac_bits)) / 256): the VXM's TANH table
+        (docs/vxm.md section 4), its Q15 result's high byte."""
+        return self._func("tanh", x, frac_bits, name)
+
+    def exp(self, x: Tensor, frac_bits: int = 5, name: str | None = None) -> Tensor:
+        """exp of an int8 fixed-point tensor (x / 2^frac_bits, meant for x <= 0 as in a
+        softmax; x > 0 gives exp(0)) -> int8 Q7 = min(EXP_Q15, 32767) >> 8 (docs/vxm.md)."""
+        return self._func("exp", x, frac_bits, name)
 
     def output(self, name: str, t: Tensor) -> None:
         """Mark `t` as a result: `run()` returns it under `name`."""

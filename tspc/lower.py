@@ -16,7 +16,7 @@ from tsp import isa
 from tsp.config import TspConfig
 
 from .graph import Graph, Tensor, TspcError
-from .schedule import Template, Timeline
+from .schedule import SelfConflict, Template, Timeline
 
 __all__ = ["Copy", "Lowered", "Store", "lower"]
 
@@ -117,6 +117,7 @@ class _Lowerer:
         self.stores: dict[str, Store] = {}
         self.segments: list[Segment] = []
         self.biases: list[tuple[Copy, np.ndarray]] = []     # (planes, (blocks, n) int32)
+        self.salt = {h: 0 for h in SIDES}
         self.mblock_max = 2 * self.n                        # two row blocks in 4n acc rows
         if cfg.streams < 8:
             raise TspcError(f"profile {cfg.name!r} has {cfg.streams} streams per direction; "
@@ -164,7 +165,7 @@ class _Lowerer:
             # int8 activations: consecutive column blocks go to different slices, so a
             # unit's stream of K-blocks alternates between slices and each slice's read
             # port has gaps (for the bias reads of the drains)
-            r = key[1] % len(pref0) if spread and pref0 else 0
+            r = (key[1] + self.salt[side]) % len(pref0) if spread and pref0 else 0
             pref = pref0[r:] + pref0[:r]
             got: list[tuple[int, int]] = []
             for group in (pref, rest):
@@ -182,7 +183,14 @@ class _Lowerer:
                     f"{side} hemisphere) does not fit its free MEM ({self.cfg.mem_slices} "
                     f"slices of {self.cfg.slice_words} words): use smaller tensors or batches")
             blocks[key] = got
+        self.salt[side] += 1          # the next tensor starts on another slice
         return Copy(side, blocks)
+
+    def weight_slices(self, side: str) -> set[int]:
+        """Slices of `side` that hold weight tiles (activations avoid them: a unit reads its
+        weights and its activations in the same cycles)."""
+        return {p for s in self.stores.values() if s.kind == "weights"
+                for c in s.copies.values() if c.side == side for p in c.positions()}
 
     # ---- the work ------------------------------------------------------------------------
     def run(self) -> Lowered:
@@ -198,24 +206,35 @@ class _Lowerer:
             mb = self.mblock(m)
             mbs = -(-m // mb)
             plan[id(mm)] = "M" if mbs >= 2 else "N"
-        # where each int8 tensor's row blocks are needed (side -> set of mb)
+        # where each int8 tensor's row blocks are needed (side -> set of mb): a matmul's
+        # activations by its split, an elementwise pass's operands where the pass reads
+        # row block mb (its hemisphere mb % 2)
         need: dict[int, dict[str, set[int]]] = {}
-        for mm in matmuls:
-            a = mm.args[0]
-            mb = self.mblock(a.shape[0])
-            mbs = -(-a.shape[0] // mb)
-            d = need.setdefault(id(a), {})
-            for i in range(mbs):
-                sides = (SIDES[i % 2],) if plan[id(mm)] == "M" else SIDES
-                for h in sides:
-                    d.setdefault(h, set()).add(i)
+        for u in order:
+            if u.op not in ("matmul", "vxm"):
+                continue
+            for a in (u.args[:1] if u.op == "matmul" else u.args):
+                mb = self.mblock(a.shape[0])
+                d = need.setdefault(id(a), {})
+                for i in range(-(-a.shape[0] // mb)):
+                    if u.op == "matmul" and plan[id(u)] == "N":
+                        sides = SIDES
+                    else:
+                        sides = (SIDES[i % 2],)
+                    for h in sides:
+                        d.setdefault(h, set()).add(i)
         # host tensors first: weights then activations, so weights take the slices nearest
         host = [t for t in order if t.is_host]
         for t in sorted(host, key=lambda t: 0 if any(
                 u.op == "matmul" and u.args[1] is t for u in consumers[id(t)]) else 1):
             self.place_host(t, need, consumers[id(t)], plan)
-        # lower each matmul (with its requantization) as one layer
-        for mm in matmuls:
+        # lower each matmul (with its requantization) and each elementwise pass, in order
+        for mm in order:
+            if mm.op == "vxm":
+                self.lower_elementwise(mm, need)
+                continue
+            if mm.op != "matmul":
+                continue
             rq = [u for u in consumers[id(mm)] if u.op == "requantize"]
             if len(rq) > 1:
                 raise TspcError(f"matmul {mm.name!r} is requantized by more than one operation "
@@ -253,8 +272,7 @@ class _Lowerer:
         m, k = t.shape
         st = Store(t, self.mblock(m), -(-m // self.mblock(m)), -(-k // n))
         for h in sorted(d):
-            avoid = {p for s in self.stores.values() if s.kind == "weights"
-                     for c in s.copies.values() if c.side == h for p in c.positions()}
+            avoid = self.weight_slices(h)
             keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
             st.copies[h] = self.place(t, st, h, keys, 1, avoid, "input", spread=True)
         self.stores[t.name] = st
@@ -283,8 +301,8 @@ class _Lowerer:
             for mb, nb, h in units:                 # outputs nobody reads on chip stay home
                 if not any(mb in v for v in d.values()):
                     d.setdefault(h, set()).add(mb)
-            busy = set().union(*(c.positions() for c in Wt.copies.values()))
             for h in sorted(d):
+                busy = self.weight_slices(h)
                 keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(NB)]
                 st.copies[h] = self.place(rq, st, h, keys, 1, busy, "result", (1, 0),
                                           spread=True)
@@ -360,11 +378,14 @@ class _Lowerer:
         return c
 
     # ---- segments --------------------------------------------------------------------------
-    def new_segment(self, layer: str, rq: Tensor | None) -> Timeline:
+    def new_segment(self, layer: str, rq: Tensor | list | None) -> Timeline:
+        """A new segment; `rq` (a requantize tensor, or a list of VXM configuration
+        instructions) configures the VXM in its first cycles."""
         seg = Timeline(self.cfg, filename=f"<tspc {layer} segment {len(self.segments)}>")
         if rq is not None:
+            cfg = self.vxm_config(rq) if isinstance(rq, Tensor) else rq
             t = Template()
-            for i, (mn, ops) in enumerate(self.vxm_config(rq)):
+            for i, (mn, ops) in enumerate(cfg):
                 t.instr(i, self.vxm, mn, *ops)
             seg.commit(t, 0)
         return seg
@@ -391,24 +412,109 @@ class _Lowerer:
             steps.append(("G", ("ADDS", "i32", "r2", "r2", "c2")))
         if at["relu"]:
             steps.append(("G", ("MAX", "i32", "r2", "r2", "c2")))
-        kinds = self.cfg.vxm_stages
         out: list[tuple[str, tuple]] = [("VCONST", (0, m & 0xFFFF)), ("VCONSTH", (0, m >> 16)),
                                         ("VCONST", (1, s))]
         if z:
             out.append(("VCONST", (2, z)))
-        k = 0
+        what = (f"requantize {rq.name!r} (bias add, SRDHM, RDIVPOT"
+                f"{', zero point' if z else ''}{', ReLU' if at['relu'] else ''})")
+        return out + self.stages(what, steps)
+
+    def stages(self, what: str, steps: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+        """VCFG instructions putting `steps` ((kind, (op, type, dst, x, y))) on the next stages
+        of the right kinds, in order."""
+        kinds = self.cfg.vxm_stages
+        out, k = [], 0
         for kind, ops in steps:
             while k < len(kinds) and kinds[k] != kind:
                 k += 1
             if k == len(kinds):
-                raise TspcError(
-                    f"requantize {rq.name!r}: the VXM stages {kinds!r} of profile "
-                    f"{self.cfg.name!r} cannot run bias add, SRDHM, RDIVPOT"
-                    f"{', zero point' if z else ''}{', ReLU' if at['relu'] else ''} in one pass "
-                    f"(needs stages of kinds {''.join(kd for kd, _ in steps)} in this order)")
+                raise TspcError(f"{what}: the VXM stages {kinds!r} of profile "
+                                f"{self.cfg.name!r} cannot run "
+                                f"{', '.join(o[0] for _, o in steps)} in one pass (needs "
+                                f"stages of kinds {''.join(kd for kd, _ in steps)} in order)")
             out.append(("VCFG", (k,) + ops))
             k += 1
         return out
+
+    def lower_elementwise(self, t: Tensor, need) -> None:
+        """One VXM pass per block: READ the operand block(s) toward the VXM, VRUN + REPEAT,
+        WRITE the result where it is needed (once per hemisphere)."""
+        n, v = self.n, self.vxm
+        fn = t.attrs["fn"]
+        alu = {"add": "ADDS", "sub": "SUBS", "minimum": "MIN", "maximum": "MAX"}
+        if fn in alu:
+            cfg = self.stages(f"{fn} {t.name!r}", [("G", (alu[fn], "i8", "r2", "r0", "r1"))])
+            td, plane = "i8", 0
+        elif fn == "relu":
+            cfg = self.stages(f"relu {t.name!r}", [("G", ("RELU", "i8", "r2", "r0", "zero"))])
+            td, plane = "i8", 0
+        else:                                   # tanh / exp: Q8 input, Q15 -> high byte
+            shift = 8 - t.attrs["frac_bits"]
+            cfg = [("VCONST", (1, shift))] if shift else []
+            if shift:
+                cfg += self.stages(f"{fn} {t.name!r}", [("S", ("SHL", "i32", "r2", "r0", "c1"))])
+            cfg.append(("VFUNC", (fn.upper(), "r2", "r2")))
+            td, plane = "i16", 1
+        srcs = [self.stores[a.name] for a in t.args]
+        k = t.shape[1]
+        st = Store(t, srcs[0].mblock, srcs[0].mblocks, -(-k // n))
+        d = {h: set(x) for h, x in need.get(id(t), {}).items()}
+        for mb in range(st.mblocks):
+            if not any(mb in x for x in d.values()):
+                d.setdefault(SIDES[mb % 2], set()).add(mb)
+        for h in sorted(d):
+            keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
+            st.copies[h] = self.place(t, st, h, keys, 1, self.weight_slices(h), "result",
+                                      (1, 0), spread=True)
+        self.stores[t.name] = st
+        seg, count = self.new_segment(t.name, cfg), 0
+        dfunc = isa.dfunc_of(isa.BY_NAME["VRUN"], self.cfg)
+        for mb in range(st.mblocks):
+            rows = st.rows(mb)
+            for cb in range(st.cblocks):
+                for dest in [h for h in SIDES if h in st.copies and st.copies[h].has_rows(mb)]:
+                    tp = Template()
+                    ops = []
+                    used: set[int] = set()
+                    for i, src in enumerate(srcs):
+                        home = SIDES[mb % 2]
+                        cands = sorted((h for h, c in src.copies.items()
+                                        if (mb, cb) in c.blocks), key=lambda h: h != home)
+                        side = next((h for h in cands if src.addr(h, mb, cb)[0][0] not in used),
+                                    None)
+                        if side is None:
+                            raise TspcError(
+                                f"{fn} {t.name!r}: both operands' block ({mb}, {cb}) are in "
+                                f"MEM slice {self.cfg.positions[src.addr(cands[0], mb, cb)[0][0]]}"
+                                f", which reads one word per cycle (not supported yet: store "
+                                f"the operands in different slices)")
+                        ((p, a),) = src.addr(side, mb, cb)
+                        used.add(p)
+                        dr = EAST if p < v else WEST
+                        tp.stream(dr, i, p, v, -self.hop(p, v), rows)
+                        self.mem_access(tp, "READ", p, a, rows, -2 - self.hop(p, v),
+                                        _op(dr, i), f"{t.name} operand {i} ({mb},{cb})")
+                        ops.append(_op(dr, i))
+                    dd = WEST if dest == "W" else EAST
+                    b_op, tb = (ops[1], "i8") if len(ops) == 2 else (ops[0], "none")
+                    tp.instr(0, v, "VRUN", ops[0], "i8", b_op, tb, _op(dd, 4), td, "sat",
+                             note=f"{t.name} ({mb},{cb}) -> {dest}")
+                    if rows > 1:
+                        tp.instr(1, v, "REPEAT", rows - 1, 1, occupancy_cycles=rows - 1)
+                    ((op_, addr),) = st.addr(dest, mb, cb)
+                    if plane:                   # the low byte is written at the VXM too
+                        tp.stream(dd, 4, v, v, dfunc, rows)
+                    tp.stream(dd, 4 + plane, v, op_, dfunc, rows)
+                    self.mem_access(tp, "WRITE", op_, addr, rows, dfunc + self.hop(v, op_),
+                                    _op(dd, 4 + plane), f"{t.name} ({mb},{cb}) -> {dest}")
+                    st.written[(mb, cb)] = dest
+                    if not seg.room(tp):
+                        self.close_segment(seg, t.name, count)
+                        seg, count = self.new_segment(t.name, cfg), 0
+                    seg.commit(tp, seg.find(tp, 0))
+                    count += 1
+        self.close_segment(seg, t.name, count)
 
     # ---- templates -------------------------------------------------------------------------
     def mem_access(self, t: Template, mnemonic: str, pos: int, addr: int, count: int,
@@ -521,4 +627,10 @@ def lower(graph: Graph) -> Lowered:
     """Allocate and schedule `graph` (see module docstring); raises `TspcError`."""
     if not isinstance(graph, Graph):
         raise TypeError(f"lower() needs a tspc.Graph, not {graph!r}")
-    return _Lowerer(graph).run()
+    try:
+        return _Lowerer(graph).run()
+    except SelfConflict as e:
+        raise TspcError(f"cannot schedule this program: a unit needs one resource twice in "
+                        f"one cycle ({e}); typically a matmul's weights and activations or "
+                        f"an elementwise op's two operands ended up in one MEM slice because "
+                        f"the others are full: use smaller tensors") from None

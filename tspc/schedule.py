@@ -13,9 +13,17 @@ from asm.timed import occupancy
 from tsp import isa
 from tsp.config import TspConfig
 
-__all__ = ["Template", "Timeline"]
+__all__ = ["SelfConflict", "Template", "Timeline"]
 
 _NOP_MAX = isa.BY_NAME["NOP"].field("n").max
+
+
+class SelfConflict(Exception):
+    """A template needs one resource cell twice (e.g. two reads of one slice at once)."""
+
+    def __init__(self, key: tuple, cycle: int) -> None:
+        self.key, self.cycle = key, cycle
+        super().__init__(f"resource {key} claimed twice at relative cycle {cycle}")
 
 
 @dataclass
@@ -23,11 +31,16 @@ class Template:
     """Instructions and resource cells at cycles relative to the template's offset."""
 
     instrs: list[tuple[int, int, str, tuple, str]] = field(default_factory=list)
-    cells: dict[tuple, list[int]] = field(default_factory=dict)
+    cells: dict[tuple, set[int]] = field(default_factory=dict)
 
     def claim(self, key: tuple, cycle: int, count: int = 1) -> None:
-        """Resource `key` is busy in cycles `cycle .. cycle + count - 1`."""
-        self.cells.setdefault(key, []).extend(range(cycle, cycle + count))
+        """Resource `key` is busy in cycles `cycle .. cycle + count - 1`. A template that
+        claims one cell twice can never be placed: `SelfConflict`."""
+        cells = self.cells.setdefault(key, set())
+        new = range(cycle, cycle + count)
+        if any(c in cells for c in new):
+            raise SelfConflict(key, next(c for c in new if c in cells))
+        cells.update(new)
 
     def instr(self, cycle: int, pos: int, mnemonic: str, *ops, note: str = "",
               occupancy_cycles: int = 1) -> None:
