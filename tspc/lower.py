@@ -118,6 +118,7 @@ class _Lowerer:
         self.segments: list[Segment] = []
         self.biases: list[tuple[Copy, np.ndarray]] = []     # (planes, (blocks, n) int32)
         self.salt = {h: 0 for h in SIDES}
+        self.usage: dict[str, dict[str, int]] = {h: {} for h in SIDES}   # words per tensor
         self.mblock_max = 2 * self.n                        # two row blocks in 4n acc rows
         if cfg.streams < 8:
             raise TspcError(f"profile {cfg.name!r} has {cfg.streams} streams per direction; "
@@ -152,14 +153,15 @@ class _Lowerer:
     # ---- allocation ------------------------------------------------------------------------
     def place(self, t: Tensor, st: Store, side: str, keys: list[tuple[int, int]],
               planes: int, avoid: set[int], what: str, banks: tuple[int, ...] = (0, 1),
-              spread: bool = False) -> Copy:
+              spread: bool = False, slices: list[int] | None = None) -> Copy:
         """Allocate `side`'s copy of blocks `keys` ((mb, cb), `mblock` words each) of `t`: one
         slice per block, or four different slices for int32 byte planes. Slices not in
         `avoid` come first; within them the banks in the order given (host tensors bank 0
         first, results bank 1 first, so a layer's reads and writes rarely meet in one bank)."""
         words = st.mblock
-        pref0 = [p for p in self.slices[side] if p not in avoid]
-        rest = [p for p in self.slices[side] if p in avoid]
+        cands = self.slices[side] if slices is None else slices
+        pref0 = [p for p in cands if p not in avoid]
+        rest = [p for p in cands if p in avoid]
         blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
         for key in keys:
             # int8 activations: consecutive column blocks go to different slices, so a
@@ -169,20 +171,26 @@ class _Lowerer:
             pref = pref0[r:] + pref0[:r]
             got: list[tuple[int, int]] = []
             for group in (pref, rest):
-                for b in banks:
-                    for p in group:
-                        if len(got) < planes and all(q != p for q, _ in got):
-                            a = self.alloc.take(p, words, (b,))
-                            if a is not None:
-                                got.append((p, a))
+                # weights fill one slice (both banks) before the next, so they take as few
+                # slices as possible; everything else prefers its bank in every slice first
+                order = [(p, b) for p in group for b in banks] if st.kind == "weights" else \
+                    [(p, b) for b in banks for p in group]
+                for p, b in order:
+                    if len(got) < planes and all(q != p for q, _ in got):
+                        a = self.alloc.take(p, words, (b,))
+                        if a is not None:
+                            got.append((p, a))
             if len(got) < planes:
                 total = len(keys) * words
+                held = ", ".join(f"{k!r} {v}" for k, v in self.usage[side].items()) or "nothing"
                 raise TspcError(
                     f"{what} {t.name!r} ({t.shape[0]} x {t.shape[1]} {t.dtype}, {total} words"
                     f"{'' if planes == 1 else f' in each of {planes} byte planes'} in the "
                     f"{side} hemisphere) does not fit its free MEM ({self.cfg.mem_slices} "
-                    f"slices of {self.cfg.slice_words} words): use smaller tensors or batches")
+                    f"slices of {self.cfg.slice_words} words; already there, in words: {held})"
+                    f": use smaller tensors or batches")
             blocks[key] = got
+            self.usage[side][t.name] = self.usage[side].get(t.name, 0) + words * planes
         self.salt[side] += 1          # the next tensor starts on another slice
         return Copy(side, blocks)
 
@@ -314,8 +322,11 @@ class _Lowerer:
             for mb, nb, h in units:
                 by_side.setdefault(h, []).append((mb, nb))
             for h in sorted(by_side):
+                # the SG4 streams flow from the MXM through its own hemisphere and on through
+                # the other one: any four slices on the way can write the planes
+                other = self.slices["E" if h == "W" else "W"][::-1]
                 st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result",
-                                          (1, 0))
+                                          (1, 0), slices=self.slices[h][::-1] + other)
             self.stores[mm.name] = st
             outs.append(("i32", st))
         bias = None
@@ -552,6 +563,13 @@ class _Lowerer:
             ((wpos, waddr),) = Wt.addr(h, nb * KB + kb, 0)
             # weights: READ n rows -> LW
             hw = self.hop(wpos, mx)
+            ((apos, aaddr),) = A.addr(h, mb, kb)
+            if apos == wpos:
+                raise TspcError(
+                    f"matmul {A.tensor.name!r} @ {Wt.tensor.name!r}: activation block ({mb}, "
+                    f"{kb}) and weight tile ({kb}, {nb}) are both in "
+                    f"{self.cfg.positions[wpos]} (the other slices are full), and a slice "
+                    f"reads one word per cycle: use smaller tensors or batches")
             self.mem_access(t, "READ", wpos, waddr, n, L - 2 - hw, _op(d, 1),
                             f"W tile ({kb},{nb})")
             t.stream(d, 1, wpos, mx, L - hw, n)
@@ -561,7 +579,6 @@ class _Lowerer:
             t.instr(Iw, mx, "IW")
             t.claim(("active", mx), Iw + 1, S + rows - 1 - Iw)
             # activations: READ rows -> ABC
-            ((apos, aaddr),) = A.addr(h, mb, kb)
             ha = self.hop(apos, mx)
             self.mem_access(t, "READ", apos, aaddr, rows, S - 2 - ha, _op(d, 0),
                             f"A block ({mb},{kb})")
