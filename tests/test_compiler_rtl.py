@@ -91,3 +91,14 @@ def test_elementwise_and_functions_on_rtl(sim: str) -> None:
     assert np.array_equal(res.outputs["s"], np.clip(A + B, -128, 127))
     assert np.array_equal(res.outputs["t"], ref.outputs["t"])
     assert res.cycles == ref.cycles == prog.predicted_cycles
+
+
+def test_waveform_on_request() -> None:
+    """run(waves=True) on Icarus returns the waveform file of the run (FST, non-empty)."""
+    g = tspc.Graph("default")
+    g.output("y", g.input("x", (8,)) @ g.const("w", np.eye(8, dtype=np.int8)))
+    prog = tspc.compile(g)
+    res = prog.run({"x": np.arange(8)}, backend="icarus", waves=True)
+    assert res.outputs["y"].tolist() == list(range(8))
+    assert res.wave_file is not None and res.wave_file.exists()
+    assert res.wave_file.stat().st_size > 1000
