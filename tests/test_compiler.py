@@ -300,3 +300,40 @@ def test_elementwise_errors() -> None:
     _err(lambda: g.tanh(a, frac_bits=9), "tanh", "frac_bits", "[0, 8]")
     gd = Graph("default")
     _err(lambda: gd.relu(gd.input("a", (4, 8))), "relu", "no VXM")
+
+
+# ---- transpose through the SXM ---------------------------------------------------------------
+@pytest.mark.parametrize("m,k", [(8, 8), (16, 24), (37, 13)])
+def test_transpose(m: int, k: int) -> None:
+    """X^T for block-aligned and ragged shapes equals numpy's."""
+    X = np.random.default_rng(m * 100 + k).integers(-128, 128, size=(m, k))
+    g = Graph("default")
+    g.output("y", g.transpose(g.input("x", X.shape)))
+    prog = tspc.compile(g)
+    res = prog.run({"x": X})
+    assert np.array_equal(res.outputs["y"], X.T)
+    assert res.cycles == prog.predicted_cycles
+    sxm = sum(1 for p in prog.programs for e in p.schedule if e.mnemonic == "TRANSPOSE")
+    assert sxm == -(-m // 8) * -(-k // 8)          # one SXM TRANSPOSE per 8 x 8 block
+
+
+def test_transpose_feeds_matmul_and_elementwise() -> None:
+    """(X^T @ W) and max(X^T, Z): a transposed tensor as matmul activations and as an
+    elementwise operand."""
+    rng = np.random.default_rng(31)
+    X = rng.integers(-128, 128, size=(24, 16))
+    W = rng.integers(-128, 128, size=(24, 8))
+    Z = rng.integers(-128, 128, size=(16, 24))
+    g = Graph("full")
+    xt = g.transpose(g.input("x", X.shape))
+    g.output("y", xt @ g.const("w", W))
+    g.output("m", g.maximum(xt, g.input("z", Z.shape)))
+    res = tspc.compile(g).run({"x": X, "z": Z})
+    assert np.array_equal(res.outputs["y"], X.T @ W)
+    assert np.array_equal(res.outputs["m"], np.maximum(X.T, Z))
+
+
+def test_transpose_errors() -> None:
+    _err(lambda: Graph("wide").transpose(Graph("wide").input("x", (4, 4))), "belongs to another")
+    g = Graph("wide")                 # 16 lanes, 8 streams: 8 x 8 blocks of 16-lane vectors
+    _err(lambda: g.transpose(g.input("x", (4, 4))), "transpose", "'wide'", "streams")

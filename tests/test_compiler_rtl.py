@@ -102,3 +102,15 @@ def test_waveform_on_request() -> None:
     assert res.outputs["y"].tolist() == list(range(8))
     assert res.wave_file is not None and res.wave_file.exists()
     assert res.wave_file.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_transpose_on_rtl(sim: str) -> None:
+    """SXM transposes (spread over the slices, TRANSPOSE at SXM_W, gathered back) on the RTL."""
+    X = np.random.default_rng(14).integers(-128, 128, size=(20, 12))
+    g = tspc.Graph("default")
+    g.output("y", g.transpose(g.input("x", X.shape)))
+    prog = tspc.compile(g)
+    res = prog.run({"x": X}, backend=sim)
+    assert np.array_equal(res.outputs["y"], X.T)
+    assert res.cycles == prog.predicted_cycles

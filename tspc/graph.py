@@ -91,8 +91,8 @@ class Graph:
     Operations: `input`, `const`, `matmul` (int8 x int8 -> int32), `requantize` (int32 ->
     int8: optional per-channel int32 bias, fixed-point multiplier, rounding shift, zero point,
     ReLU), `relu`, `add`, `sub`, `minimum`, `maximum` (int8, saturating), `tanh` and `exp`
-    (int8 fixed point -> int8 Q7), `output`. Tensors are 2-D (rows, columns); 1-D vectors are
-    one row.
+    (int8 fixed point -> int8 Q7), `transpose` (int8, SXM), `output`. Tensors are 2-D (rows,
+    columns); 1-D vectors are one row.
     """
 
     def __init__(self, config: str | TspConfig = "full") -> None:
@@ -277,6 +277,25 @@ class Graph:
         """exp of an int8 fixed-point tensor (x / 2^frac_bits, meant for x <= 0 as in a
         softmax; x > 0 gives exp(0)) -> int8 Q7 = min(EXP_Q15, 32767) >> 8 (docs/vxm.md)."""
         return self._func("exp", x, frac_bits, name)
+
+    def transpose(self, x: Tensor, name: str | None = None) -> Tensor:
+        """int8 (M, K) -> (K, M) through the SXM's TRANSPOSE of n x n blocks (each block's rows
+        are spread over the MEM slices so they meet at SXM_W in one cycle, then gathered back;
+        docs/compiler.md)."""
+        x = self._own(x, "transpose", "input")
+        cfg = self.config
+        if x.dtype != "int8":
+            raise TspcError(f"transpose of {x.name!r}: only int8 tensors (it is {x.dtype})")
+        if "sxm" not in cfg.units:
+            raise TspcError(f"transpose of {x.name!r}: profile {cfg.name!r} has no SXM")
+        if cfg.streams < cfg.vec_bytes or 2 * cfg.mem_slices != cfg.vec_bytes:
+            raise TspcError(f"transpose of {x.name!r}: profile {cfg.name!r} transposes "
+                            f"{min(cfg.streams, cfg.vec_bytes)}-stream blocks of "
+                            f"{cfg.vec_bytes}-lane vectors through {2 * cfg.mem_slices} "
+                            f"slices; the compiler needs streams >= lanes = slices")
+        m, k = x.shape
+        return self._add(Tensor(self, self._name(name, "transpose"), (k, m), "int8",
+                                "transpose", (x,)))
 
     def output(self, name: str, t: Tensor) -> None:
         """Mark `t` as a result: `run()` returns it under `name`."""

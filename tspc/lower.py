@@ -219,7 +219,7 @@ class _Lowerer:
         # row block mb (its hemisphere mb % 2)
         need: dict[int, dict[str, set[int]]] = {}
         for u in order:
-            if u.op not in ("matmul", "vxm"):
+            if u.op not in ("matmul", "vxm", "transpose"):
                 continue
             for a in (u.args[:1] if u.op == "matmul" else u.args):
                 mb = self.mblock(a.shape[0])
@@ -240,6 +240,9 @@ class _Lowerer:
         for mm in order:
             if mm.op == "vxm":
                 self.lower_elementwise(mm, need)
+                continue
+            if mm.op == "transpose":
+                self.lower_transpose(mm, need)
                 continue
             if mm.op != "matmul":
                 continue
@@ -525,6 +528,130 @@ class _Lowerer:
                         seg, count = self.new_segment(t.name, cfg), 0
                     seg.commit(tp, seg.find(tp, 0))
                     count += 1
+        self.close_segment(seg, t.name, count)
+
+    def result_store(self, t: Tensor, need, mblock: int, mblocks: int) -> Store:
+        """The store of an int8 result: a copy in every hemisphere that needs its row blocks
+        (row block mb's home hemisphere when nobody on the chip reads it)."""
+        st = Store(t, mblock, mblocks, -(-t.shape[1] // self.n))
+        d = {h: set(x) for h, x in need.get(id(t), {}).items()}
+        for mb in range(st.mblocks):
+            if not any(mb in x for x in d.values()):
+                d.setdefault(SIDES[mb % 2], set()).add(mb)
+        for h in sorted(d):
+            keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
+            st.copies[h] = self.place(t, st, h, keys, 1, self.weight_slices(h), "result",
+                                      (1, 0), spread=True)
+        self.stores[t.name] = st
+        return st
+
+    def temp_word(self, t: Tensor, pos: int, not_bank: int | None = None) -> int:
+        bd = self.cfg.bank_depth
+        banks = (1, 0) if not_bank is None else (1 - not_bank,)
+        a = self.alloc.take(pos, 1, banks)
+        if a is None:
+            raise TspcError(f"transpose {t.name!r}: no free word left in "
+                            f"{self.cfg.positions[pos]}"
+                            f"{'' if not_bank is None else f' bank {1 - not_bank}'} for its "
+                            f"staging copies (two words per slice per {self.n} x {self.n} "
+                            f"block): use smaller tensors")
+        assert a // bd in banks
+        return a
+
+    def lower_transpose(self, t: Tensor, need) -> None:
+        """Y = X^T block by block (n x n, n = lanes): (A) the block's n rows are READ from
+        X's slice and each is written into a different MEM slice (rows for slices west of the
+        source on a westward stream, the rest on an eastward one); (B) the n slices READ them
+        so that they meet at SXM_W in one cycle on W0..W(n-1), `TRANSPOSE W0, E0`; (C) result
+        row a (on E a) is written by the a-th slice from the west; (D) the destination slice
+        gathers them: rows from slices west of it on an eastward stream (one WRITE), its own
+        and the eastern ones on a westward stream (a second WRITE)."""
+        n, cfg = self.n, self.cfg
+        sx = cfg.position_index("SXM_W")
+        X = self.stores[t.args[0].name]
+        m, k = t.args[0].shape
+        st = self.result_store(t, need, self.mblock(k), -(-k // self.mblock(k)))
+        slices = sorted(cfg.mem_positions)          # exactly n of them (Graph.transpose)
+        seg, count = self.new_segment(t.name, None), 0
+        for xr in range(-(-m // n)):
+            for xc in range(X.cblocks):
+                r0 = xr * n
+                mb, off = divmod(r0, X.mblock)
+                side = next(h for h in SIDES if h in X.copies and (mb, xc) in X.copies[h].blocks)
+                ((ps, xa),) = X.addr(side, mb, xc)
+                src = xa + off
+                bank_src = src // cfg.bank_depth
+                tmpA = {q: self.temp_word(t, q, bank_src if q == ps else None) for q in slices}
+                tmpC = {q: self.temp_word(t, q) for q in slices}
+                # (A) spread: rows 0..nw-1 west (nearest slice first), row nw.. east (self first)
+                west = sorted((q for q in slices if q < ps), reverse=True)
+                east = [ps] + sorted(q for q in slices if q > ps)
+                holder = {}                                    # X row j -> slice
+                ta = Template()
+                nw = len(west)
+                if nw:
+                    self.mem_access(ta, "READ", ps, src, nw, 0, "W2", f"{t.name} spread")
+                    ta.stream(WEST, 2, ps, west[-1], 2, nw)   # claim the farthest path
+                    for j, q in enumerate(west):
+                        self.mem_access(ta, "WRITE", q, tmpA[q], 1, j + 2 + (ps - q), "W2",
+                                        f"{t.name} spread row {j}")
+                        holder[j] = q
+                u2 = max(nw, 2) if nw else 0
+                self.mem_access(ta, "READ", ps, src + nw, n - nw, u2, "E2", f"{t.name} spread")
+                for i, q in enumerate(east):
+                    ta.stream(EAST, 2, ps, q, u2 + 2 + i)
+                    self.mem_access(ta, "WRITE", q, tmpA[q], 1, u2 + i + 2 + (q - ps), "E2",
+                                    f"{t.name} spread row {nw + i}")
+                    holder[nw + i] = q
+                # (B) meet at SXM_W, TRANSPOSE; (C) result row a -> slices[a]
+                tb = Template()
+                for j in range(n):
+                    q = holder[j]
+                    tb.stream(WEST, j, q, sx, -(q - sx))
+                    self.mem_access(tb, "READ", q, tmpA[q], 1, -2 - (q - sx), _op(WEST, j),
+                                    f"{t.name} row {j} to SXM_W")
+                tb.instr(0, sx, "TRANSPOSE", "W0", "E0", note=f"{t.name} block ({xr},{xc})")
+                for a in range(n):
+                    q = slices[a]
+                    tb.stream(EAST, a, sx, q, 2)
+                    self.mem_access(tb, "WRITE", q, tmpC[q], 1, 2 + (q - sx), _op(EAST, a),
+                                    f"{t.name} column {a}")
+                # (D) gather into every copy of Y's block
+                yb, yoff = divmod(xc * n, st.mblock)
+                tds = []
+                for dest in [h for h in SIDES if h in st.copies and
+                             (yb, xr) in st.copies[h].blocks]:
+                    ((pd, ya),) = st.addr(dest, yb, xr)
+                    ya += yoff
+                    i = slices.index(pd)
+                    td = Template()
+                    if i:
+                        self.mem_access(td, "WRITE", pd, ya, i, 0, "E3", f"{t.name} gather")
+                        for a in range(i):
+                            q = slices[a]
+                            td.stream(EAST, 3, q, pd, a - (pd - q))
+                            self.mem_access(td, "READ", q, tmpC[q], 1, a - 2 - (pd - q), "E3",
+                                            f"{t.name} row {a}")
+                    w2 = max(i + 2, 4) if i else 0
+                    self.mem_access(td, "WRITE", pd, ya + i, n - i, w2, "W3", f"{t.name} gather")
+                    for a in range(i, n):
+                        q = slices[a]
+                        c = w2 + (a - i)
+                        td.stream(WEST, 3, q, pd, c - (q - pd))
+                        self.mem_access(td, "READ", q, tmpC[q], 1, c - 2 - (q - pd), "W3",
+                                        f"{t.name} row {a}")
+                    st.written[(yb, xr)] = dest
+                    tds.append(td)
+                if not seg.room(Template.merged([ta, tb] + tds)):
+                    self.close_segment(seg, t.name, count)
+                    seg, count = self.new_segment(t.name, None), 0
+                offA = seg.find(ta, 0)
+                seg.commit(ta, offA)
+                offB = seg.find(tb, offA + ta.latest() + 1 - tb.earliest())
+                seg.commit(tb, offB)
+                for td in tds:
+                    seg.commit(td, seg.find(td, offB + tb.latest() + 1 - td.earliest()))
+                count += 1
         self.close_segment(seg, t.name, count)
 
     # ---- templates -------------------------------------------------------------------------
