@@ -2,8 +2,8 @@
 # every MEM engine's loop accesses and the MXM/SXM/VXM elements from docs/architecture.md,
 # docs/units.md, docs/mxm.md, docs/sxm.md and docs/vxm.md, then checks streams (nothing arrives /
 # two producers; events derived from asm/units.py), bank conflicts, engine-busy, address ranges,
-# MXM engine-busy and accumulator hazards, SXM maps, illegal VXM configurations, deadlock and the
-# cycle limit, and computes the Done-rule cycle count. Written from the spec alone (not from
+# MXM engine-busy and accumulator hazards, SXM maps, illegal VXM configurations, VXM shifts by a
+# known constant outside 0..31 (RANGE), deadlock and the cycle limit, and computes the Done-rule cycle count. Written from the spec alone (not from
 # hdl/ or sim/model.py).
 """The schedule checker: `check(program)`; `field_problem` is shared with the Builder."""
 from __future__ import annotations
@@ -39,7 +39,8 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
     """Why `instr` with field `values` cannot run on `position`'s queue, or None if it can.
 
     Checks the unit, every field's range, stream indices against `config.streams`, IFETCH
-    addresses against `queue_depth` and READ/WRITE addresses against the slice size. (Illegal
+    streams (E0/W0 only) and addresses against `queue_depth`, and READ/WRITE addresses against
+    the slice size. (Illegal
     VXM configurations are schedule errors: `_Checker.vxm_problem`, raised at issue.)
     """
     kind = config.unit_kind(position)
@@ -54,6 +55,10 @@ def field_problem(config: TspConfig, position: int, instr: isa.Instr,
         if f.kind == "stream":
             if not 0 <= v < 64:
                 return f"{instr.name}: stream field {f.name}={v} is not a stream operand"
+            if instr.name == "IFETCH" and v & 31:
+                return (f"IFETCH reads the instruction stream E0 or W0, not "
+                        f"{isa.format_stream(v)}: the hardware treats an IFETCH on any other "
+                        f"stream as ILLEGAL and fetches nothing")
             if v & 31 >= config.streams:
                 return (f"{instr.name}: stream {isa.format_stream(v)} out of range: profile "
                         f"{config.name} has {config.streams} streams per direction "
@@ -153,7 +158,8 @@ class _Ev:
 class _Mxm:
     """Per-MXM state: engine ends, last ABC write per accumulator row, activity end."""
 
-    busy: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (last, line)
+    # engine name -> (first element cycle, last element cycle, line)
+    busy: dict[str, tuple[int, int, int | None]] = field(default_factory=dict)
     writes: dict[int, tuple[int, int | None, str]] = field(default_factory=dict)  # row -> (u,..)
     end: int = 0
     end_line: int | None = None
@@ -161,10 +167,18 @@ class _Mxm:
 
 @dataclass
 class _Vxm:
-    """Per-VXM state: activity end (a VRUN is active until its result is driven)."""
+    """Per-VXM state: activity end (a VRUN is active until its result is driven) and, for the
+    RANGE check, the configuration and constant instructions and the VRUNs, in issue order
+    (the VXM's one queue issues them in cycle order, REPEAT copies included)."""
 
     end: int = 0
     end_line: int | None = None
+    # (issue cycle, k, op code, y, line) of each legal VCFG
+    cfgs: list[tuple[int, int, int, int, int | None]] = field(default_factory=list)
+    # (issue cycle, c, what, value, line): what = VCONST / VCONSTH (value: imm) / VLOADC
+    consts: list[tuple[int, int, str, int, int | None]] = field(default_factory=list)
+    # (issue cycle, line, description) of each VRUN
+    runs: list[tuple[int, int | None, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -447,7 +461,7 @@ class _Checker:
         elif instr.unit == "mxm":
             elements = self.mxm(q, instr, vals, t, line, desc)
         elif instr.unit == "vxm":
-            elements = self.vxm(q, instr, t, line)
+            elements = self.vxm(q, instr, vals, t, line, desc)
         else:
             elements = self.sxm(q, instr, vals, t, line, desc)
         cons = self.events(q.pos, instr, vals, elements, desc, line)
@@ -533,14 +547,15 @@ class _Checker:
         st = self.mxms[x]
         if name == "IW":
             return []
-        last, last_line = st.busy.get(name, (-1, None))
+        first, last, last_line = st.busy.get(name, (-1, -1, None))
         if last >= t:
-            raise self.err(f"MXM engine busy: {desc} issues at cycle {t} on {self.pn(x)} while "
-                           f"its {name} engine still has elements until cycle {last}"
-                           f"{_from(last_line)}; the hardware would drop it", line, t, x)
+            raise self.err(f"ENGINE_BUSY (MXM engine busy): {desc} issues at cycle {t} on "
+                           f"{self.pn(x)} while its {name} engine still runs elements from cycle "
+                           f"{first} until cycle {last}{_from(last_line)}; the hardware would "
+                           f"drop it and raise ENGINE_BUSY", line, t, x)
         count = vals["count"]
         elements = [t + k for k in range(count)]
-        st.busy[name] = (elements[-1], line)
+        st.busy[name] = (t, elements[-1], line)
         rows = 4 * self.cfg.vec_bytes
         if name == "ABC":
             for k, u in enumerate(elements):
@@ -628,18 +643,89 @@ class _Checker:
                             f"{types}")
         return None
 
-    def vxm(self, q: _Queue, instr: isa.Instr, t: int,
-            line: int | None) -> list[tuple[int, None]]:
-        """A (legal) VXM instruction (docs/vxm.md): its stream element and activity."""
-        if instr.name == "VLOADC":
-            return [(t, None)]
-        if instr.name != "VRUN":
-            return []          # VCFG, VFUNC, VCONST, VCONSTH: state only, no stream
+    def vxm(self, q: _Queue, instr: isa.Instr, vals: dict[str, int], t: int,
+            line: int | None, desc: str) -> list[tuple[int, None]]:
+        """A (legal) VXM instruction (docs/vxm.md): its stream element and activity; records
+        the configuration, constants and VRUNs for the RANGE check (`ranges`)."""
         st = self.vxms[q.pos]
+        name = instr.name
+        if name == "VCFG":
+            st.cfgs.append((t, vals["k"], vals["op"], vals["y"], line))
+        elif name in ("VCONST", "VCONSTH", "VLOADC"):
+            st.consts.append((t, vals["c"], name, vals.get("imm", 0), line))
+        if name == "VLOADC":
+            return [(t, None)]
+        if name != "VRUN":
+            return []          # VCFG, VFUNC, VCONST, VCONSTH: state only, no stream
+        st.runs.append((t, line, desc))
         end = t + isa.dfunc_of(instr, self.cfg)   # active through t + A + 3 (docs/vxm.md)
         if end > st.end:
             st.end, st.end_line = end, line
         return [(t, None)]
+
+    # ---- VXM shift ranges ------------------------------------------------------------------
+    def ranges(self) -> list[AsmError]:
+        """VRUNs whose S stage shifts (SHL SHRA SHRL RDIVPOT) by a constant whose value is
+        statically known (START: 0; VCONST, VCONSTH) and outside 0..31 (docs/vxm.md section 3:
+        the hardware raises RANGE in the cycle the stage acts). Shifts from r0..r2 or from a
+        VLOADC'ed constant are data and are not checked. The state a stage uses is the one in
+        effect in its cycle u = t + 1 + k: set by instructions issued before u."""
+        shifts = {vxm.ALU_BY_NAME[n].code for n in ("SHL", "SHRA", "SHRL", "RDIVPOT")}
+        first_c = vxm.SRC_NAMES.index("c0")
+        errors: list[AsmError] = []
+
+        def at_line(n: int | None) -> str:
+            return "" if n is None else f" (line {n})"
+        for p, st in self.vxms.items():
+            if not st.runs:
+                continue
+            limit = None                # a queue with unknown timing: only what is known
+            if self.qs[p].state == "unknown":
+                limit = max(e[0] for e in self.schedule if e[1] == p) + 1
+            queries = sorted((t + 1 + k, k, t, line, desc) for t, line, desc in st.runs
+                             for k in range(self.cfg.vxm_alus)
+                             if self.cfg.vxm_stages[k] == "S")
+            stage: dict[int, tuple[int, int, int, int | None]] = {}   # k -> (op, y, t, line)
+            const: list[tuple[int | None, str, int, int | None]] = \
+                [(0, "START", 0, None)] * 4                  # c -> (value or None, what, t, line)
+            ic = ik = 0
+            for u, k, t, line, desc in queries:
+                if limit is not None and u > limit:
+                    break
+                while ik < len(st.cfgs) and st.cfgs[ik][0] < u:
+                    tk, kk, op, y, ln = st.cfgs[ik]
+                    stage[kk] = (op, y, tk, ln)
+                    ik += 1
+                while ic < len(st.consts) and st.consts[ic][0] < u:
+                    tc, c, what, imm, ln = st.consts[ic]
+                    old = const[c][0]
+                    if what == "VCONST":
+                        v = imm & 0xFFFFF
+                        v = v - (1 << 20) if v & 0x80000 else v
+                    elif what == "VCONSTH" and old is not None:
+                        v = (imm & 0xFFFF) << 16 | (old & 0xFFFF)
+                        v = v - (1 << 32) if v >> 31 else v
+                    else:                                    # VLOADC, or VCONSTH of unknown
+                        v = None
+                    const[c] = (v, what, tc, ln)
+                    ic += 1
+                if k not in stage:
+                    continue                                 # PASS since START
+                op, y, tk, kline = stage[k]
+                if op not in shifts or not first_c <= y < first_c + 4:
+                    continue
+                c = y - first_c
+                v, what, tc, cline = const[c]
+                if v is None or 0 <= v <= 31:
+                    continue
+                shown = f"{v}" if -256 < v < 256 else f"{v} ({v & 0xFFFFFFFF:#010x})"
+                errors.append(self.err(
+                    f"RANGE: {desc} on {self.pn(p)} at cycle {t}: stage {k} "
+                    f"{vxm.ALU_BY_CODE[op].name} shift c{c} = {shown} is outside 0..31; c{c} "
+                    f"is set by {what} at cycle {tc}{at_line(cline)}, stage {k} by VCFG at cycle "
+                    f"{tk}{at_line(kline)}; the hardware would raise RANGE (error bit 5) in cycle "
+                    f"{u} and shift by {v} & 31 = {v & 31}", line, t, p))
+        return errors
 
     # ---- SXM maps -------------------------------------------------------------------------
     def written_before(self, p: int, addr: int, u: int) -> bool:
@@ -820,6 +906,7 @@ def check(prog: Program, max_cycles: int = DEFAULT_MAX_CYCLES) -> None:
     total = c.simulate(queues)
     errors = c.streams() + c.banks()
     errors += c.maps()
+    errors += c.ranges()
     if errors:
         raise min(errors, key=lambda e: (e.cycle if e.cycle is not None else -1,
                                           e.position if e.position is not None else -1))

@@ -4,7 +4,8 @@ Executes the ICU instructions (HALT, NOP, REPEAT, SYNC, NOTIFY, CONFIG, IFETCH) 
 unit instructions to its functional unit (`issue`/`instr`) in the cycle they issue. Timing is in
 docs/architecture.md section 3: one instruction per cycle, NOP n holds n cycles, REPEAT n,d
 re-issues the last unit instruction at tR-1+k*d, SYNC parks until the registered global NOTIFY,
-IFETCH writes vec_bytes/4 words, one per cycle.
+IFETCH writes vec_bytes/4 words, one per cycle, from the instruction stream E0 or W0 (stream
+index 0); an IFETCH naming any other stream index is ILLEGAL (a one-cycle no-op).
 
 Pipeline: the instruction memory is a synchronous block RAM read one word ahead; `ir` holds the
 issuing instruction (a register, so decode starts from a flip-flop). START (`start`, then
@@ -13,7 +14,7 @@ issuing instruction (a register, so decode starts from a flip-flop). START (`sta
 Ports:
   start, prime, run   In   run-control phases from the top (START cycle 1, 2, then running)
   notify_in           In   some queue issued NOTIFY in the previous cycle
-  cur_e, cur_w        In   stream registers at this position (for IFETCH)
+  cur_e, cur_w        In   stream registers at this position (IFETCH reads index 0 only)
   host_*              In/Out instruction-memory access while not running (read data next cycle)
   issue, instr        Out  a unit instruction issues this cycle, and the instruction word
   instr_next          Out  the word `instr` carries next cycle if a unit instruction issues then
@@ -21,7 +22,8 @@ Ports:
   notify              Out  this queue issues NOTIFY this cycle
   flags               Out  CONFIG flags in effect this cycle
   active, parked      Out  for the done/deadlock rule
-  illegal             Out  an undefined/invalid opcode issued this cycle (error flag ILLEGAL)
+  illegal             Out  an undefined/invalid opcode, or an IFETCH on a stream index other
+                           than 0, issued this cycle (error flag ILLEGAL)
 """
 from amaranth import Array, Module, Mux, Signal
 from amaranth.lib import wiring
@@ -32,7 +34,7 @@ from tsp import isa
 from tsp.config import TspConfig
 
 from .decode import OP, fld, is_op, opcode
-from .streams import select_stream, stream_layout
+from .streams import stream_layout
 
 __all__ = ["InstructionQueue"]
 
@@ -91,7 +93,11 @@ class InstructionQueue(wiring.Component):
                     if i.is_unit and isa.valid_on(i, self.unit_kind, cfg.units)]
         is_unit = is_op(ir, *unit_ops) if unit_ops else 0
         elapsed = Mux(fresh, 0, cnt)
-        in_sync = is_op(ir, "SYNC")
+        # SYNC decode registered with ir (same value as is_op(ir, "SYNC") in every cycle), so a
+        # queue's `active`, which feeds the chip-wide Done reduction, is a function of
+        # flip-flops only (docs/fpga.md: the tiny profile's critical path ran through it)
+        in_sync = Signal()
+        m.d.sync += in_sync.eq(is_op(ir_d, "SYNC"))
 
         # ---- run control ---------------------------------------------------------------
         with m.If(self.start):
@@ -139,17 +145,22 @@ class InstructionQueue(wiring.Component):
                     m.d.sync += flags.eq(fld(ir, "CONFIG", "flags"))
                     m.d.comb += advance.eq(1)
                 with m.Case(OP["IFETCH"]):
-                    live = select_stream(cfg, self.cur_e, self.cur_w, fld(ir, "IFETCH", "s"))
-                    with m.If(fresh):
-                        m.d.sync += ifbuf.eq(live)
-                    words = Array([ifbuf[32 * j:32 * j + 32] for j in range(k_words)])
-                    m.d.comb += [
-                        wr.addr.eq(fld(ir, "IFETCH", "addr") + elapsed),
-                        wr.data.eq(Mux(fresh, live[:32], words[elapsed[:max(1, (k_words - 1)
-                                                                              .bit_length())]])),
-                        wr.en.eq(1),
-                        advance.eq(elapsed + 1 >= k_words),
-                    ]
+                    s = fld(ir, "IFETCH", "s")
+                    with m.If(s[:5] != 0):
+                        # only the instruction streams E0/W0: anything else is ILLEGAL
+                        m.d.comb += [self.illegal.eq(1), advance.eq(1)]
+                    with m.Else():
+                        live = Mux(s[5], self.cur_w[0], self.cur_e[0])
+                        with m.If(fresh):
+                            m.d.sync += ifbuf.eq(live)
+                        words = Array([ifbuf[32 * j:32 * j + 32] for j in range(k_words)])
+                        sel = elapsed[:max(1, (k_words - 1).bit_length())]
+                        m.d.comb += [
+                            wr.addr.eq(fld(ir, "IFETCH", "addr") + elapsed),
+                            wr.data.eq(Mux(fresh, live[:32], words[sel])),
+                            wr.en.eq(1),
+                            advance.eq(elapsed + 1 >= k_words),
+                        ]
                 with m.Default():
                     with m.If(is_unit):
                         m.d.comb += [self.issue.eq(1), self.instr.eq(ir)]

@@ -392,8 +392,12 @@ class TspModel:
             return self._zero
         return (self.west if (v >> 5) & 1 else self.east)[p, v & 31]
 
-    def _legal(self, q: Queue, instr) -> bool:
-        return instr is not None and valid_on(instr, q.kind, self.config.units)
+    def _legal(self, q: Queue, instr, f: dict) -> bool:
+        """Whether the decoded word runs on q: a defined opcode valid for q's unit, and an
+        IFETCH reads an instruction stream (E0 or W0: stream index 0)."""
+        if instr is None or not valid_on(instr, q.kind, self.config.units):
+            return False
+        return instr.name != "IFETCH" or f["s"] & 31 == 0
 
     def _step(self, t: int) -> None:
         errs: list[tuple[int, int]] = []
@@ -555,7 +559,7 @@ class TspModel:
         """Issue `word` from queue q at cycle t; sets q.next_t (occupancy)."""
         p = q.position
         instr, f = decode(word)
-        if not self._legal(q, instr):
+        if not self._legal(q, instr, f):
             self._log.append((t, p, "ILLEGAL"))
             errs.append((p, BIT_ILLEGAL))
             q.next_t = t + 1

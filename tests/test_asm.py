@@ -276,9 +276,26 @@ def test_nothing_arrives_scatter_data():
 
 
 def test_nothing_arrives_ifetch():
-    e = fails(".queue VXM\n NOP 2\n IFETCH E1, 8\n")
+    e = fails(".queue VXM\n NOP 2\n IFETCH W0, 8\n")
     s = at(e, 3, 2)
-    assert "nothing arrives" in s and "IFETCH" in s and "E1" in s and "VXM" in s
+    assert "nothing arrives" in s and "IFETCH" in s and "W0" in s and "VXM" in s
+
+
+def test_ifetch_only_from_instruction_streams():
+    # IFETCH reads E0 or W0 only (docs/architecture.md section 3); any other stream index is
+    # rejected at the statement, before scheduling, even where data would arrive on it
+    src = ".queue MEM_W0\n READ 0, E1\n.queue VXM\n NOP 3\n IFETCH {}, 10\n"
+    assert assemble(src.format("E0").replace("E1", "E0"), CFG).predicted_cycles == 6
+    for stream in ("E1", "W1", "W7", "E31"):
+        s = at(fails(src.format(stream)), 5)
+        assert f"IFETCH reads the instruction stream E0 or W0, not {stream}" in s, s
+    s = at(fails(".queue VXM\n IFETCH W3, 0\n", TINY), 2)
+    assert "not W3" in s and "ILLEGAL" in s
+    with pytest.raises(AsmError, match=r"gen.py:9: IFETCH reads the instruction stream E0 or "
+                                       r"W0, not E2"):
+        Builder(CFG, "gen.py").add("VXM", "IFETCH", "E2", 0, line=9)
+    assert Builder(CFG).add("VXM", "IFETCH", "W0", 3) == isa.encode(
+        "IFETCH", s=isa.stream_operand(isa.WEST, 0), addr=3)
 
 
 def test_nothing_arrives_through_repeat_copy():
@@ -517,7 +534,8 @@ def test_cycle_limit():
 
 def _operand_text(f: isa.Field, rng: random.Random, instr: isa.Instr) -> tuple[int, str]:
     if f.kind == "stream":
-        v = isa.stream_operand(rng.randrange(2), rng.randrange(CFG.streams))
+        index = 0 if instr.name == "IFETCH" else rng.randrange(CFG.streams)   # E0/W0 only
+        v = isa.stream_operand(rng.randrange(2), index)
         return v, isa.format_stream(v)
     hi = f.max
     if instr.name in ("READ", "WRITE") and f.name == "addr":

@@ -164,17 +164,42 @@ def test_sync_notify_nop_and_halt():
 
 
 def test_ifetch_loads_and_runs_code():
-    # MEM_W0 reads an instruction vector onto E1; the VXM queue IFETCHes it and runs it.
+    # MEM_W0 reads an instruction vector onto E0; the VXM queue IFETCHes it and runs it.
     w0, v = pos("MEM_W0"), pos("VXM")
     notify = encode("NOTIFY")
     code = np.frombuffer(int(notify).to_bytes(4, "little"), np.uint8)
-    # READ at 0 -> E1 at MEM_W0 at 2 -> at VXM at 3: IFETCH issues at 3 and writes word 5.
-    q = {w0: [encode("READ", addr=2, s=E(1))],
-         v: [encode("NOP", n=3), encode("IFETCH", s=E(1), addr=5), encode("NOP", n=2),
+    # READ at 0 -> E0 at MEM_W0 at 2 -> at VXM at 3: IFETCH issues at 3 and writes word 5.
+    q = {w0: [encode("READ", addr=2, s=E(0))],
+         v: [encode("NOP", n=3), encode("IFETCH", s=E(0), addr=5), encode("NOP", n=2),
              encode("NOP", n=1), encode("NOP", n=1), encode("HALT"), encode("HALT")],
          pos("MEM_E1"): [encode("SYNC"), encode("READ", addr=0, s=W(0))]}
     # word 5 (HALT) is replaced by NOTIFY at run time; it releases MEM_E1's SYNC.
     compare(TINY, q, data=[(w0, 2, code)], readback=[(w0, 2)])
+
+
+@pytest.mark.parametrize("stream", ["E1", "W3", "W5"])
+def test_ifetch_other_stream_is_illegal(stream):
+    # IFETCH reads E0/W0 only: any other stream index (W5: even one >= streams) is ILLEGAL, a
+    # one-cycle no-op that writes no instruction word. Words encoded directly (the assembler
+    # rejects these). tiny: 4-byte vectors, one word per IFETCH.
+    w1, w0, v, e0 = pos("MEM_W1"), pos("MEM_W0"), pos("VXM"), pos("MEM_E0")
+    code = np.frombuffer(int(encode("NOP", n=20)).to_bytes(4, "little"), np.uint8)
+    s = (E if stream[0] == "E" else W)(int(stream[1:]))
+    # NOP 20 reaches VXM (4) at cycle 4 on E0 (MEM_W0 (3) READ at 1), E1 (MEM_W1 (2) READ at
+    # 0) and W3 (MEM_E0 (5) READ at 1), so any fetch (even from the wrong stream) is visible
+    q = {w1: [encode("READ", addr=2, s=E(1))],
+         w0: [encode("NOP", n=1), encode("READ", addr=2, s=E(0))],
+         e0: [encode("NOP", n=1), encode("READ", addr=2, s=W(3))],
+         v: [encode("NOP", n=4), encode("IFETCH", s=s, addr=5), encode("NOP", n=1),
+             encode("NOP", n=1), encode("NOP", n=1), encode("HALT")]}
+    data = [(w1, 2, code), (w0, 2, code), (e0, 2, code)]
+    res = compare(TINY, q, data=data, readback=[(w1, 2), (w0, 2), (e0, 2)], label=stream)
+    # ILLEGAL at 4 (one cycle), then the old words 2..5: NOPs at 5, 6, 7 and HALT at 8;
+    # a fetched NOP 20 in word 5 would run at 8 and delay the HALT to 28
+    assert [(t, n) for t, p, n in res.issue_log if p == v] == [
+        (0, "NOP"), (4, "ILLEGAL"), (5, "NOP"), (6, "NOP"), (7, "NOP"), (8, "HALT")]
+    assert res.err_flags == 1 << 3 and res.cycles == 9
+    assert (res.err_position, res.err_bit, res.err_cycle) == (v, 3, 4)
 
 
 def test_config_power_down():

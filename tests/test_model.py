@@ -453,7 +453,6 @@ def test_stream_index_out_of_range_reads_zero_writes_nothing():
     m.load_queue(MEM_W1, [I("READ", addr=5, s=E(9)), I("READ", addr=5, s=W(31))])
     m.load_queue(MEM_E1, [I("WRITE", addr=7, s=E(12))])                 # stores zeros
     m.load_queue(MEM_W0, [I("GATHER", s=E(0), m=E(20))])                # address 0
-    m.load_queue(VXM, [I("IFETCH", s=W(8), addr=0)] + [I("NOP", n=1)] * 3)  # fetches 2 HALTs
     res = m.run(trace=True)
     assert res.err_flags == 0
     tr = res.trace
@@ -463,11 +462,38 @@ def test_stream_index_out_of_range_reads_zero_writes_nothing():
             assert tr.east[t, p, 0].any() == (p >= MEM_W0 and t == 2 + p - MEM_W0)
     np.testing.assert_array_equal(tr.east[2, MEM_W0, 0], vec(4))
     assert not m.read_mem(MEM_E1, 7).any()
-    # the IFETCH (k = 8/4 = 2 words, cycles 0 and 1) zeroes words 0 and 1 only
-    assert not m.imem[VXM, :2].any() and list(m.imem[VXM, 2:4]) == [I("NOP", n=1)] * 2
-    # word 1 was prefetched before the IFETCH (old NOP runs at 2); words 2 and 3 are the
-    # loaded NOPs (3, 4); word 4 was never loaded: HALT at 5
-    assert log_of(res, VXM) == [(0, "IFETCH"), (2, "NOP"), (3, "NOP"), (4, "NOP"), (5, "HALT")]
+
+
+def test_ifetch_other_stream_is_illegal():
+    # IFETCH reads E0/W0 only; any other stream index (even one >= streams) is ILLEGAL: a
+    # one-cycle no-op that writes no instruction word (docs/architecture.md sections 3, 4).
+    m = model()
+    code = [I("NOTIFY"), I("NOTIFY")]
+    m.write_mem(MEM_W2, 0, words_vec(code))
+    m.write_mem(MEM_E0, 0, words_vec([I("NOP", n=2), I("HALT")]))
+    # MEM_W2 (3) READ at 0: E1 at MEM_W2 at 2, at MEM_W1 (4) at 3, where the IFETCH issues
+    m.load_queue(MEM_W2, [I("READ", addr=0, s=E(1))])
+    m.load_queue(MEM_W1, [I("NOP", n=3), I("IFETCH", s=E(1), addr=4), I("NOP", n=1),
+                          I("NOP", n=1), I("HALT")])
+    # index 8 (out of range for 8 streams) at MEM_E1 (8): ILLEGAL at 5, not a fetch of zeros
+    m.load_queue(MEM_E1, [I("NOP", n=5), I("IFETCH", s=W(8), addr=0), I("HALT")])
+    # W0 stays legal: MEM_E0 (7) READ at 0, W0 at MEM_E0 at 2, at VXM (6) at 3; the IFETCH
+    # (2 words, cycles 3 and 4, next at 5) writes words 4, 5 = NOP 2 (runs at 7), HALT (at 9)
+    m.load_queue(MEM_E0, [I("READ", addr=0, s=W(0))])
+    m.load_queue(VXM, [I("NOP", n=3), I("IFETCH", s=W(0), addr=4), I("NOP", n=1),
+                       I("NOP", n=1)])
+    res = m.run()
+    # ILLEGAL at 3 occupies one cycle: the old words 2, 3, 4 run at 4, 5, 6
+    assert log_of(res, MEM_W1) == [(0, "NOP"), (3, "ILLEGAL"), (4, "NOP"), (5, "NOP"),
+                                   (6, "HALT")]
+    assert m.imem[MEM_W1, 4] == I("HALT") and m.imem[MEM_W1, 5] == 0    # nothing fetched
+    assert log_of(res, MEM_E1) == [(0, "NOP"), (5, "ILLEGAL"), (6, "HALT")]
+    assert m.imem[MEM_E1, 0] == I("NOP", n=5)                            # not zeroed
+    assert log_of(res, VXM) == [(0, "NOP"), (3, "IFETCH"), (5, "NOP"), (6, "NOP"),
+                                (7, "NOP"), (9, "HALT")]
+    assert res.err_flags == ILLEGAL
+    assert (res.err_position, res.err_bit, res.err_cycle) == (MEM_W1, 3, 3)
+    assert res.cycles == 10                      # VXM's HALT at 9 is the last activity
 
 
 def test_first_error_same_cycle_lowest_position_then_bit():

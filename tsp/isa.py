@@ -147,12 +147,14 @@ INSTRUCTIONS: tuple[Instr, ...] = (
     Instr("CONFIG", "icu", 5, (Field("flags", 16, "uint", "per-unit flags"),), None, None,
           "Set this unit's flags from the next cycle on. MEM: bits [superlanes-1:0] power "
           "down superlanes (reads give zeros, writes leave them unchanged)."),
-    Instr("IFETCH", "icu", 6, (_stream("s", "stream carrying instructions"),
+    Instr("IFETCH", "icu", 6, (_stream("s", "instruction stream: E0 or W0 only (any other "
+                                        "index is ILLEGAL)"),
                                Field("addr", 12, "uint", "first instruction-memory word")),
           None, 0,
-          "Write the vector on stream s (at this position, at issue) into this queue's "
-          "instruction memory as vec_bytes/4 words at addr.., one word per cycle; the next "
-          "instruction issues vec_bytes/4 cycles later."),
+          "Write the vector on stream s (E0 or W0, at this position, at issue) into this "
+          "queue's instruction memory as vec_bytes/4 words at addr.., one word per cycle; the "
+          "next instruction issues vec_bytes/4 cycles later. A stream index other than 0 is "
+          "ILLEGAL (a one-cycle no-op that fetches nothing)."),
     # ---- MEM slices ---------------------------------------------------------------------
     Instr("READ", "mem", 8, (Field("addr", 16, "uint", "slice word address"),
                              _stream("s", "destination stream")), 2, None,
