@@ -12,8 +12,8 @@ Three engines, one element per cycle each, element 0 in the issue cycle (dskew =
        with y (mode 0) or row + y (mode 1, int32 wrapping).
   ACC  element k at t+k: row (acc + k) mod R read at t+k, driven on SG4 group s at t+k+1, so it
        is in the stream registers during t+k+2 (dfunc = 2).
-An instruction for an engine that still has an element in its issue cycle is dropped (as MEM's
-ENGINE_BUSY; no error flag is specified for the MXM, so `err` is always 0).
+An instruction for an engine that still has an element in its issue cycle is dropped (the
+running one goes on) and raises ENGINE_BUSY (bit 1 of `err`) in that cycle, as MEM does.
 
 Weights are held one cycle late: physical shadow(t+1) = architectural shadow(t), physical
 active(t+1) = architectural active(t) (LW data and the IW pulse are registered once before they
@@ -28,12 +28,15 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
 from tsp.config import TspConfig
+from tsp.hostmap import ERR_BITS
 
 from .decode import fld, is_op
 from .streams import select_stream
 from .unit import unit_members
 
-__all__ = ["Mxm"]
+__all__ = ["BIT_ENGINE_BUSY", "Mxm"]
+
+BIT_ENGINE_BUSY = ERR_BITS["ENGINE_BUSY"]
 
 
 def _mod(value, modulus: int, width: int):
@@ -121,6 +124,11 @@ class Mxm(wiring.Component):
         new = {"LW": go & is_op(instr, "LW") & ~lw.busy,
                "ABC": go & is_op(instr, "ABC") & ~abc.busy,
                "ACC": go & is_op(instr, "ACC") & ~acc.busy}
+        # an instruction for an engine with an element in this cycle: dropped, ENGINE_BUSY
+        busy_err = Signal()
+        m.d.comb += busy_err.eq(go & ((is_op(instr, "LW") & lw.busy)
+                                      | (is_op(instr, "ABC") & abc.busy)
+                                      | (is_op(instr, "ACC") & acc.busy)))
         # the element of each engine in this cycle: (valid, row, stream operand, mode)
         cur = {}
         for name, eng, base, modulus, width in (
@@ -219,6 +227,6 @@ class Mxm(wiring.Component):
         m.d.comb += [
             self.active.eq(lw_valid | lw.busy | abc_valid | abc.busy | v1 | v2
                            | acc_valid | acc.busy | acc_ov),
-            self.err.eq(0),
+            self.err.eq(busy_err << BIT_ENGINE_BUSY),
         ]
         return m

@@ -2,7 +2,8 @@
 # section 2 (LW, IW, ABC, ACC) and the unit-contract twin API of section 1. Everything is
 # event-based on cycle numbers: an element scheduled for cycle t reads the state "during t",
 # and every state change happens "at the end of" its cycle, after all reads of that cycle.
-# Choices where the spec is silent are listed in docs/mxm.md ("Spec choices").
+# Choices where the spec is silent are listed in docs/mxm.md ("Spec choices"). A busy-engine
+# LW/ABC/ACC is dropped and raises ENGINE_BUSY in its issue cycle.
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +12,12 @@ import numpy as np
 
 from sim.units import check_unit_args
 from tsp.config import TspConfig, split_sg4
+from tsp.hostmap import ERR_BITS
 from tsp.isa import Instr
 
-__all__ = ["MxmModel"]
+__all__ = ["ENGINE_BUSY", "MxmModel"]
+
+ENGINE_BUSY = 1 << ERR_BITS["ENGINE_BUSY"]
 
 _MXM = ("LW", "IW", "ABC", "ACC")
 
@@ -66,9 +70,9 @@ class MxmModel:
         self._outs: dict[int, tuple[int, np.ndarray]] = {}         # cycle -> (s, int32 row)
 
     def issue(self, t: int, instr: Instr, fields: dict, flags: int) -> int:
-        """An MXM instruction issues at t (called before `cycle(t)`). Returns error bits (0).
-
-        An LW/ABC/ACC whose engine still has an element at t is dropped (docs/mxm.md).
+        """An MXM instruction issues at t (called before `cycle(t)`). Returns the error bits
+        of the issue: ENGINE_BUSY for an LW/ABC/ACC whose engine still has an element at t
+        (it is dropped and the running one goes on, docs/mxm.md), else 0.
         Zero counts are treated as 1. CONFIG flags have no effect on the MXM.
         """
         if instr.name not in _MXM:
@@ -80,7 +84,7 @@ class MxmModel:
         count = max(1, fields["count"])
         eng = {"LW": self.lw, "ABC": self.abc, "ACC": self.acc}[instr.name]
         if eng is not None and eng.last >= t:
-            return 0                                   # engine busy: dropped
+            return ENGINE_BUSY                         # engine busy: dropped
         if instr.name == "LW":
             self.lw = _Run(t, count, fields["row"] % self.n, fields["s"])
         elif instr.name == "ABC":
@@ -94,7 +98,7 @@ class MxmModel:
         Call it for every cycle t = 0, 1, 2, ... in order (after `issue` of that cycle).
 
         Returns the stream loads at the end of t [(direction, stream, uint8[n]), ...] and the
-        error bits of t (always 0).
+        error bits of t (always 0: the MXM's only error, ENGINE_BUSY, comes from `issue`).
         """
         n, R = self.n, self.rows
 

@@ -1,7 +1,7 @@
 """MXM unit (hdl/mxm.py) and its golden-model twin (sim/mxm.py), standalone.
 
 Every test drives the RTL (Amaranth simulator) and the model with the same instruction and
-stream sequences, compares each cycle's stream writes (wen/wdata) and `active`, and checks
+stream sequences, compares each cycle's stream writes (wen/wdata), `active` and `err`, and checks
 expectations derived by hand from docs/units.md section 2 (never from either implementation).
 """
 from __future__ import annotations
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from asm import AsmError, assemble
 from hdl.mxm import Mxm
 from sim.mxm import MxmModel
 from tsp.config import TspConfig
@@ -17,6 +18,7 @@ from tsp.isa import BY_NAME, EAST, WEST, decode, encode, stream_operand
 
 TINY = TspConfig.profile("tiny")          # n = 4, 4 streams, R = 16
 DEFAULT = TspConfig.profile("default")    # n = 8, 8 streams, R = 32
+BUSY = 1 << 1                             # ENGINE_BUSY (docs/architecture.md section 4)
 WIDE = TspConfig.profile("wide")          # n = 16, 8 streams, R = 64
 
 
@@ -80,7 +82,7 @@ def _pack(vecs: np.ndarray) -> int:
 
 
 def run_rtl(stim: Stim, pause: tuple[int, int] | None = None) -> list:
-    """Per cycle: (wen_e, wen_w, {(dir, stream): bytes}, active). `pause=(t, gap)`: before
+    """Per cycle: (wen_e, wen_w, {(dir, stream): bytes}, active, err). `pause=(t, gap)`: before
     cycle t, drop `run` for `gap` cycles with one `clear` pulse (a host START in between)."""
     cfg = stim.cfg
     dut = Mxm(cfg)
@@ -113,8 +115,7 @@ def run_rtl(stim: Stim, pause: tuple[int, int] | None = None) -> list:
                     if wen[d] >> s & 1:
                         writes[(d, s)] = ((data[d] >> (s * V)) & ((1 << V) - 1)).to_bytes(
                             n, "little")
-            assert ctx.get(dut.err) == 0, f"err raised at cycle {t}"
-            trace.append((wen[0], wen[1], writes, ctx.get(dut.active)))
+            trace.append((wen[0], wen[1], writes, ctx.get(dut.active), ctx.get(dut.err)))
             await ctx.tick()
 
     sim = Simulator(dut)
@@ -125,7 +126,8 @@ def run_rtl(stim: Stim, pause: tuple[int, int] | None = None) -> list:
 
 
 def run_model(stim: Stim, pause: tuple[int, int] | None = None) -> tuple[list, MxmModel]:
-    """The same trace from the golden model (active(t) is asked after issue(t))."""
+    """The same trace from the golden model (active(t) is asked after issue(t); err is the
+    issue's error bits or'ed with the cycle's)."""
     cfg = stim.cfg
     model = MxmModel(cfg, cfg.position_index("MXM_W"))
     for row, vals in stim.preload.items():
@@ -135,27 +137,34 @@ def run_model(stim: Stim, pause: tuple[int, int] | None = None) -> tuple[list, M
         if pause is not None and t == pause[0]:
             model.reset()
         word = stim.prog.get(t)
+        err = 0
         if word is not None:
             instr, fields = decode(word)
-            assert model.issue(t, instr, fields, 0) == 0
+            err = model.issue(t, instr, fields, 0)
         act = model.active(t)
-        loads, err = model.cycle(t, stim.east[t], stim.west[t])
-        assert err == 0
+        loads, cycle_err = model.cycle(t, stim.east[t], stim.west[t])
+        err |= cycle_err
         wen = [0, 0]
         writes = {}
         for d, s, vec in loads:
             wen[d] |= 1 << s
             writes[(d, s)] = bytes(np.asarray(vec, dtype=np.uint8))
-        trace.append((wen[0], wen[1], writes, int(act)))
+        trace.append((wen[0], wen[1], writes, int(act), err))
     return trace, model
 
 
-def run_both(stim: Stim, pause: tuple[int, int] | None = None) -> list:
-    """Run RTL and model, require identical traces every cycle, return the trace."""
+def run_both(stim: Stim, pause: tuple[int, int] | None = None,
+             errs: dict[int, int] | None = None, any_errs: bool = False) -> list:
+    """Run RTL and model, require identical traces every cycle, return the trace. `err` must
+    be `errs[t]` in cycle t and 0 elsewhere (no `errs`: never raised), unless `any_errs`."""
     rtl = run_rtl(stim, pause)
     mod, _ = run_model(stim, pause)
     for t, (a, b) in enumerate(zip(rtl, mod, strict=True)):
         assert a == b, f"cycle {t}: RTL {a} != model {b}"
+    if not any_errs:
+        want = errs or {}
+        got = {t: e[4] for t, e in enumerate(rtl) if e[4]}
+        assert got == want, f"err by cycle: {got}, expected {want}"
     return rtl
 
 
@@ -376,10 +385,64 @@ def test_busy_engine_drops_new_instruction_back_to_back_accepted():
     st.at(12, ACC(E(0), 0, 5))           # rows 0..4 at 12..16
     st.at(13, ACC(E(0), 8, 2))           # dropped (ACC engine busy)
     st.at(17, ACC(E(0), 8, 1))           # row 8 was never written
-    tr = run_both(st)
+    tr = run_both(st, errs={7: BUSY, 13: BUSY})      # ENGINE_BUSY in the dropped issue cycles
     assert writes_at(tr) == list(range(13, 19))
     assert [acc_out(tr, 13 + k, TINY) for k in range(5)] == [[u] * 4 for u in range(5, 10)]
     assert acc_out(tr, 18, TINY) == [0] * 4
+
+
+def test_busy_engine_raises_engine_busy_in_issue_cycle_only():
+    # W = I (LW at 0..3, IW at 4). ABC count 4 at 5: elements 5..8 write rows 0..3 with the
+    # vector on E1 at 5..8 ([5]*4 .. [8]*4). An LW at 2 (LW engine has elements 0..3) and an ABC
+    # at 7 (ABC engine busy until 8) are dropped: ENGINE_BUSY (bit 1 = 2) at 2 and at 7, nothing
+    # else. Had the LW at 2 run, shadow row 0 would be [9]*4 (W != I); had the ABC at 7 run,
+    # rows 8, 9 (preloaded 11..14, 21..24) would be overwritten. ACC at 12 reads rows 0..3
+    # (driven at 13..16), ACC at 17 rows 8, 9 (driven at 18, 19).
+    st = Stim(TINY, 24)
+    load_weights(st, 0, E(0), np.eye(4, dtype=int))
+    st.at(2, LW(E(2), 0, 1)).vec(2, E(2), [9] * 4)
+    st.at(5, ABC(E(1), 0, 4))
+    st.at(7, ABC(E(3), 8, 2)).vec(7, E(3), [-1] * 4).vec(8, E(3), [-2] * 4)
+    for u in range(5, 9):
+        st.vec(u, E(1), [u] * 4)
+    st.preload = {8: [11, 12, 13, 14], 9: [21, 22, 23, 24]}
+    st.at(12, ACC(E(0), 0, 4))
+    st.at(17, ACC(E(0), 8, 2))
+    tr = run_both(st, errs={2: BUSY, 7: BUSY})
+    assert writes_at(tr) == [13, 14, 15, 16, 18, 19]
+    assert [acc_out(tr, 13 + k, TINY) for k in range(4)] == [[5 + k] * 4 for k in range(4)]
+    assert acc_out(tr, 18, TINY) == [11, 12, 13, 14]
+    assert acc_out(tr, 19, TINY) == [21, 22, 23, 24]
+    # the running ABC keeps the unit active through its last write (end of 8 + 2 = 10)
+    assert [e[3] for e in tr[5:12]] == [1, 1, 1, 1, 1, 1, 0]
+
+
+def test_engine_busy_reaches_error_flags_at_mxm_position():
+    """Whole chip (tiny with MXM and SXM), RTL against the model, and both against the hand
+    values: MXM_W (position 0) issues ABC count 4 at 5 and another ABC at 7 -> ENGINE_BUSY
+    (bit 1), first error at position 0, cycle 7; no other flag."""
+    from test_hdl_top import compare  # the RTL-vs-model whole-chip harness
+
+    cfg = TINY.replace(units=("mxm", "sxm"))
+    mxm_w = cfg.position_index("MXM_W")
+    q = {mxm_w: [encode("NOP", n=5), encode("ABC", s=E(1), acc=0, count=4, mode=0),
+                 encode("NOP", n=1), encode("ABC", s=E(1), acc=8, count=2, mode=0)]}
+    res = compare(cfg, q, label="mxm engine busy")
+    assert res.err_flags == BUSY
+    assert (res.err_position, res.err_bit, res.err_cycle) == (mxm_w, 1, 7)
+
+
+def test_checker_rejects_mxm_engine_busy():
+    # default profile: MXM_W has an ABC at 5 (elements 5..8) and another ABC at 7 (line 4)
+    text = (".queue MXM_W\n NOP 5\n ABC E1, 0, 4, 0\n NOP 1\n ABC E1, 8, 2, 0\n")
+    with pytest.raises(AsmError) as exc:
+        assemble(text, DEFAULT, "busy.s")
+    e = exc.value
+    assert (e.line, e.cycle, e.position) == (5, 7, DEFAULT.position_index("MXM_W"))
+    msg = str(e)
+    for part in ("ENGINE_BUSY", "ABC (line 5)", "cycle 7", "MXM_W", "ABC engine",
+                 "from cycle 5 until cycle 8", "line 3", "drop"):
+        assert part in msg, (part, msg)
 
 
 def test_active_cycles():
@@ -457,8 +520,9 @@ def test_random_programs_rtl_matches_model(seed):
                 st.at(t, ABC(s, int(rng.integers(0, 256)), count, int(rng.integers(0, 2))))
             else:
                 st.at(t, ACC(s, int(rng.integers(0, 256)), count))
-    tr = run_both(st)
+    tr = run_both(st, any_errs=True)
     assert len(writes_at(tr)) > 10          # the mix really produced output
+    assert any(e[4] for e in tr)            # and dropped (ENGINE_BUSY) instructions
 
 
 @pytest.mark.parametrize("cfg", [DEFAULT, WIDE], ids=["default", "wide"])
