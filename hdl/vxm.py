@@ -28,7 +28,12 @@ Stage kinds (config.vxm_stages, docs/vxm.md section 1), each built with only its
      INT_MIN * INT_MIN), PASS; operands are not typed (wrap_w(x*y) = wrap_w(X*Y)).
   S  one 34-bit right barrel shifter (SHRA, SHRL, PASS = SHRA by 0, RDIVPOT with the shifted-out
      guard bit, SHL through bit reversal), one incrementer for RDIVPOT's rounding; its y
-     selector is 5 bits wide (only `y & 31` is used).
+     selector is 5 bits wide (only `y & 31` is used), plus a 1-bit selector of `y[5:32] != 0`
+     (per source, one 27-input OR) for the RANGE check.
+RANGE (error bit 5, docs/vxm.md section 3): an S stage running SHL/SHRA/SHRL/RDIVPOT whose
+selected y is outside 0..31 in some lane raises it combinationally in the cycle it acts on a
+valid vector (t+1+k: its inputs are the registers of the previous stage), so the top samples it
+with the cycle counter at t+1+k; the result is computed with `y & 31` as ever.
 Stage controls are decoded once per stage, shared by all lanes. The function tables are one ROM
 per lane pair (EXP, TANH and RSQRT concatenated, 7168 x 16 bits, two synchronous read ports),
 so they map to block RAM.
@@ -51,6 +56,7 @@ from .unit import unit_members
 __all__ = ["ROM_BASE", "ROM_INIT", "Vxm"]
 
 BIT_ILLEGAL = ERR_BITS["ILLEGAL"]
+BIT_RANGE = ERR_BITS["RANGE"]
 OPS = {op.name: op.code for op in spec.ALU_OPS}
 FN = spec.FUNC_BY_NAME
 I8, I16, I32 = spec.TYPE_BY_NAME["i8"], spec.TYPE_BY_NAME["i16"], spec.TYPE_BY_NAME["i32"]
@@ -163,6 +169,7 @@ class _Ctl:
             self.y = sig("y", Mux(op == OPS["PASS"], SRC_ZERO, y), 3)   # PASS = SHRA by 0
             self.shl = sig("shl", op == OPS["SHL"])
             self.rdiv = sig("rdiv", op == OPS["RDIVPOT"])
+            self.shift = sig("shift", is_("SHL", "SHRA", "SHRL", "RDIVPOT"))   # y is an amount
             self.signed = sig("signed", is_("SHRA", "PASS", "RDIVPOT"))
             self.t_op = sig("t_op", Mux(self.rdiv | self.shl, I32, typ), 2)
             self.t_res = sig("t_res", Mux(self.rdiv, I32, typ), 2)
@@ -202,13 +209,16 @@ class Vxm(wiring.Component):
             out.append(g)
         return out
 
-    def _stage(self, m: Module, k: int, lane: int, c: _Ctl, regs: list, consts: list) -> list:
-        """One lane of ALU stage k: the three registers after the stage (combinational)."""
+    def _stage(self, m: Module, k: int, lane: int, c: _Ctl, regs: list, consts: list
+               ) -> tuple[list, Signal | None]:
+        """One lane of ALU stage k: the three registers after the stage (combinational) and,
+        for an S stage, whether its selected y is outside 0..31 (y[5:32] != 0), else None."""
         nm = f"a{k}_{lane}"
         x = Signal(32, name=f"{nm}_x")
         m.d.comb += x.eq(Mux(c.x[1], regs[2], Mux(c.x[0], regs[1], regs[0])))
         srcs = list(regs) + list(consts) + [Const(0, 32)]
         res = Signal(32, name=f"{nm}_res")
+        oor = None
         if c.kind == "G":
             y = Signal(32, name=f"{nm}_y")
             m.d.comb += y.eq(_tree(c.y, srcs))
@@ -258,6 +268,8 @@ class Vxm(wiring.Component):
         else:
             sh = Signal(5, name=f"{nm}_sh")
             m.d.comb += sh.eq(_tree(c.y, [v[:5] for v in srcs]))
+            oor = Signal(name=f"{nm}_oor")           # y outside 0..31: bits 31:5 not all zero
+            m.d.comb += oor.eq(_tree(c.y, [v[5:].any() for v in srcs]))
             # shifter input: x reversed (SHL), x sign- (SHRA PASS RDIVPOT) or zero-extended
             # (SHRL) from the type; a guard bit below it (RDIVPOT: x bit e-1 shifts into it)
             top = Mux(c.t_op == I8, x[7], x[15])
@@ -278,7 +290,7 @@ class Vxm(wiring.Component):
             q = s_out[1:33]
             pre = Mux(c.shl, Cat(*[q[31 - i] for i in range(32)]), (q + up)[:32])
             m.d.comb += res.eq(_wrap(m, pre, c.t_res, f"{nm}_w"))
-        return [Mux(c.wr[r], res, regs[r]) for r in range(3)]
+        return [Mux(c.wr[r], res, regs[r]) for r in range(3)], oor
 
     # ---- the unit --------------------------------------------------------------------------
     def elaborate(self, platform):
@@ -393,15 +405,23 @@ class Vxm(wiring.Component):
             lanes.append([r0, r1, r0])
 
         # ---- ALU stages: stage k acts in t+1+k --------------------------------------------
+        ranges = []             # per S stage: RANGE raised this cycle
         for k, kind in enumerate(self.stages):
             ctl = _Ctl(m, k, kind, st_op[k], st_type[k], st_dst[k], st_x[k], st_y[k])
             nxt = []
+            oors = []
             for i in range(n):
-                outs = self._stage(m, k, i, ctl, lanes[i], consts[i])
+                outs, oor = self._stage(m, k, i, ctl, lanes[i], consts[i])
+                if oor is not None:
+                    oors.append(oor)
                 regs = [Signal(32, name=f"p{k}_r{r}_{i}") for r in range(3)]
                 m.d.sync += [regs[r].eq(outs[r]) for r in range(3)]
                 nxt.append(regs)
             lanes = nxt
+            if oors:            # valid[-1]: a vector is in stage k this cycle
+                rk = Signal(name=f"range_s{k}")
+                m.d.comb += rk.eq(valid[-1] & ctl.shift & Cat(*oors).any())
+                ranges.append(rk)
             v = Signal(name=f"v_s{k}")
             d = Signal(9, name=f"d_s{k}")
             m.d.sync += [v.eq(valid[-1] & ~clear), d.eq(dst_op[-1])]
@@ -506,6 +526,8 @@ class Vxm(wiring.Component):
                          self.wen_w[q].eq(out_on & hit & west),
                          self.wdata_e[q].eq(by_res[q % 4]), self.wdata_w[q].eq(by_res[q % 4])]
 
+        range_err = Signal(name="range_err")
+        m.d.comb += range_err.eq(self.run & Cat(*ranges).any() if ranges else 0)
         m.d.comb += [self.active.eq(Cat(*valid, v_f1, v_o).any()),
-                     self.err.eq(illegal << BIT_ILLEGAL)]
+                     self.err.eq((illegal << BIT_ILLEGAL) | (range_err << BIT_RANGE))]
         return m

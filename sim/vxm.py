@@ -2,7 +2,8 @@
 # tsp/vxm.py (operation codes, type codes, function tables): per lane, three int32 working
 # registers flow through `vxm_alus` configurable ALU stages and a function stage (EXP, TANH,
 # RSQRT); the result is on the streams `vxm_alus + 4` cycles after the VRUN. `VxmModel` follows
-# the model-twin API of docs/units.md section 1. The pure helpers (`alu`, `srdhm`, `rdivpot`,
+# the model-twin API of docs/units.md section 1; it raises ILLEGAL at issue and RANGE (a shift
+# operand outside 0..31) in the cycle the shifting stage acts (docs/vxm.md section 3). The pure helpers (`alu`, `srdhm`, `rdivpot`,
 # `func`, their numpy twins `alu_vec`, `func_vec`, and `requantize`) compute with exact Python
 # integers (or int64 arrays whose every intermediate is bounded well below 2^63) so the
 # compiler and the tests can use them on their own.
@@ -32,6 +33,8 @@ __all__ = [
     "ILLEGAL",
     "INT32_MAX",
     "INT32_MIN",
+    "RANGE",
+    "SHIFT_OPS",
     "VxmModel",
     "alu",
     "alu_vec",
@@ -41,18 +44,22 @@ __all__ = [
     "rdivpot",
     "requantize",
     "sat",
+    "shift_out_of_range",
     "srdhm",
     "stage_problem",
     "wrap",
 ]
 
 ILLEGAL = 1 << ERR_BITS["ILLEGAL"]
+RANGE = 1 << ERR_BITS["RANGE"]
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 EAST, WEST = 0, 1
 ZERO_SRC = 7                       # y = 7 selects the constant zero
 _I32 = 2                           # type code of i32
 _OP = {name: op.code for name, op in ALU_BY_NAME.items()}
 _ONE_OPERAND = {_OP[n] for n in ("PASS", "NOT", "NEG", "ABS", "RELU", "SAT")}
+# operations whose y is a shift amount (RANGE when y is outside 0..31, docs/vxm.md section 3)
+SHIFT_OPS = frozenset(_OP[n] for n in ("SHL", "SHRA", "SHRL", "RDIVPOT"))
 _EXP, _TANH, _RSQRT = FUNC_BY_NAME["EXP"], FUNC_BY_NAME["TANH"], FUNC_BY_NAME["RSQRT"]
 
 
@@ -108,6 +115,17 @@ def rdivpot(x: int, y: int) -> int:
     rem = x & mask
     threshold = (mask >> 1) + (1 if x < 0 else 0)
     return (x >> e) + (1 if rem > threshold else 0)
+
+
+def shift_out_of_range(op: int | str, y) -> bool:
+    """Whether operation `op` (code or name) with the int32 operand value(s) `y` (an integer or
+    an array of lanes) raises RANGE: a shift operation whose y, in some lane, is outside 0..31
+    (docs/vxm.md section 3)."""
+    code = _OP.get(op, op) if isinstance(op, str) else op
+    if code not in SHIFT_OPS:
+        return False
+    y = np.asarray(y, dtype=np.int64)
+    return bool(((y < 0) | (y > 31)).any())
 
 
 def alu(op: int | str, type_code: int | str, x: int, y: int = 0) -> int:
@@ -447,15 +465,18 @@ class VxmModel:
         position. Call it for every cycle in order, after `issue` of that cycle.
 
         Returns the stream loads at the end of t [(direction, stream, uint8[vec_bytes]), ...]
-        and the error bits of t (always 0: errors are raised by `issue`)."""
+        and the error bits of t: RANGE if an ALU stage acting in t shifts by a y outside 0..31
+        in some lane (ILLEGAL is returned by `issue`)."""
         self._spans = [sp for sp in self._spans if sp[1] >= t]
         self._apply_pending(t)                   # what was issued at <= t - 1 is in effect
         A = self.alus
         done = []
+        err = 0
         for v in self._flight:
             k = t - v.t0 - 1
             if 0 <= k < A:
-                self._alu_stage(k, v.regs)
+                if self._alu_stage(k, v.regs):
+                    err |= RANGE
             elif k == A:
                 fn, dst, x = self.fcfg
                 if fn:
@@ -476,7 +497,7 @@ class VxmModel:
             else:                                # VLOADC: in effect from t + 1
                 self._pending.append((t, "load", (f["c"], self._group(east, west, f["s"],
                                                                       f["t"]))))
-        return self._writes.pop(t, []), 0
+        return self._writes.pop(t, []), err
 
     # ---- internals ---------------------------------------------------------------------------
     def _apply_pending(self, t: int) -> None:
@@ -499,7 +520,8 @@ class VxmModel:
                 self.consts[args[0]] = args[1]
         self._pending = keep
 
-    def _alu_stage(self, k: int, regs: np.ndarray) -> None:
+    def _alu_stage(self, k: int, regs: np.ndarray) -> bool:
+        """Stage k acts on `regs` (in place); returns whether it raises RANGE."""
         op, type_code, dst, x, y = self.cfg[k]
         if y < 3:
             yv = regs[y]
@@ -507,7 +529,9 @@ class VxmModel:
             yv = self.consts[y - 3]
         else:
             yv = np.zeros(self.n, dtype=np.int64)
+        bad = shift_out_of_range(op, yv)
         regs[dst] = alu_vec(op, type_code, regs[x], yv)
+        return bad
 
     def _group(self, east: np.ndarray, west: np.ndarray, operand: int, type_code: int
                ) -> np.ndarray:

@@ -17,7 +17,10 @@ validates it) out of *episodes*, one per compute unit it picks:
        REPEAT'd VRUNs (one vector per cycle) with reconfiguration issued while they are in
        flight; in some programs one or two VCFGs are patched after the checker into illegal
        words (stage k >= vxm_alus, undefined operation, operation the stage's kind cannot run),
-       which the hardware flags ILLEGAL at that cycle (the assembler rejects them statically)
+       which the hardware flags ILLEGAL at that cycle (the assembler rejects them statically);
+       shifts by data (registers, VLOADC'ed constants) outside 0..31 raise RANGE, which the
+       generator does not predict (`UnitProgram.err_problem` allows it); a program that shifts
+       by a known constant outside 0..31 is rejected by the checker and regenerated
 
 Every operand is placed by the timing law (docs/architecture.md section 2): a READ issued at
 `tr` at slice `xp` feeds an operand read at `xc` at `tr + 2 + |xc - xp|`; a result at `x` at
@@ -74,6 +77,7 @@ VXM_OUT_WORDS = 24              # bank-1 output words per slice when the VXM is 
 VRUN = isa.BY_NAME["VRUN"]
 BAD_MAP_FLAG = 1 << ERR_BITS["BAD_MAP"]
 ILLEGAL_FLAG = 1 << ERR_BITS["ILLEGAL"]
+RANGE_FLAG = 1 << ERR_BITS["RANGE"]
 # VXM features a run can leave out of the random programs (tb/test_top.py TSP_VXM_SKIP), e.g.
 # while the RTL does not implement them yet: the stage-kind ILLEGAL and VRUN's sat = 1.
 VXM_FEATURES = ("wrong_kind", "sat")
@@ -321,6 +325,7 @@ class UnitProgram:
 
     bad_map: (cycle, position) of the first BAD_MAP, or None.
     illegal: [(cycle, position)] of the VCFG words patched into illegal ones (ILLEGAL).
+    RANGE from data-dependent shift amounts is not predicted: see `err_problem`.
     """
 
     seed: int
@@ -344,6 +349,30 @@ class UnitProgram:
             flags |= f
         c, p, _ = min(errs)
         return flags, p, c
+
+    def err_problem(self, flags: int, position: int | None, bit: int | None,
+                    cycle: int | None) -> str | None:
+        """Why the recorded errors (ERR_FLAGS and the first-error record) are not the ones the
+        generator placed (`expected_err`), or None. RANGE (a shift amount outside 0..31,
+        docs/vxm.md section 3) is allowed on top: shifts by register values or VLOADC'ed
+        constants depend on the data, which the generator does not follow through the
+        pipeline (the hardware and the model are compared with each other exactly). A RANGE
+        recorded first must be at the VXM, no later than the first placed error."""
+        exp_flags, exp_pos, exp_cycle = self.expected_err or (0, None, None)
+        if flags & ~RANGE_FLAG != exp_flags:
+            return f"ERR_FLAGS {flags:#x} without RANGE is not the expected {exp_flags:#x}"
+        if not flags:
+            return None
+        if bit == ERR_BITS["RANGE"]:
+            vxm_pos = self.program.config.vxm_position
+            if position != vxm_pos or (exp_cycle is not None and cycle > exp_cycle):
+                return (f"first error RANGE at position {position}, cycle {cycle}: expected at "
+                        f"the VXM ({vxm_pos}) no later than cycle {exp_cycle}")
+            return None
+        if (position, cycle) != (exp_pos, exp_cycle):
+            return (f"first error at position {position}, cycle {cycle} (bit {bit}); expected "
+                    f"position {exp_pos}, cycle {exp_cycle}")
+        return None
 
     def listing(self) -> str:
         return ("; " + "\n; ".join(self.notes) + "\n" + self.program.listing())

@@ -89,11 +89,14 @@ def _describe(rp: RandomProgram, base: int, i: int) -> str:
 
 # ---- (a) random programs against the golden model ------------------------------------------
 async def compare_with_model(tb: TspTB, program, windows, trace: bool, where: str,
-                             expected_err: tuple[int, int, int] | None = None):
+                             expected_err: tuple[int, int, int] | None = None,
+                             unit_program=None):
     """Run `program` on the hardware and on the golden model; compare error flags (and with
-    `expected_err` = (flags, position, cycle) computed by the generator, or no flags), CYCLES
-    (also with the assembler's prediction), the stream trace (when `trace`) and the MEM
-    `windows` [(position, first word, count)]. Returns (model, model result, hw run)."""
+    `expected_err` = (flags, position, cycle) computed by the generator, or no flags; for a
+    `unit_program` (tb.randunits.UnitProgram) its `err_problem`, which also allows RANGE from
+    data-dependent shifts), CYCLES (also with the assembler's prediction), the stream trace
+    (when `trace`) and the MEM `windows` [(position, first word, count)]. Returns (model,
+    model result, hw run)."""
     cfg = tb.cfg
     model, res = run_model(cfg, program.queues, program.data, trace)
     await tb.load_program(program)
@@ -101,9 +104,16 @@ async def compare_with_model(tb: TspTB, program, windows, trace: bool, where: st
     got = (hw.err_flags, hw.err_position, hw.err_cycle) if hw.err_flags else (0, None, None)
     mod = (res.err_flags, res.err_position, res.err_cycle) if res.err_flags else (0, None, None)
     exp = expected_err or (0, None, None)
-    assert got == mod == exp, (
-        f"error (flags, position, cycle): hw={got} model={mod} expected={exp} "
-        f"(ERR_WHERE={hw.err_where:#x}); {where}")
+    if unit_program is not None:
+        why = unit_program.err_problem(res.err_flags, res.err_position, res.err_bit,
+                                       res.err_cycle)
+        assert got == mod and (hw.err_bit == res.err_bit or not hw.err_flags) and why is None, (
+            f"error (flags, position, cycle): hw={got} model={mod} (bits {hw.err_bit}, "
+            f"{res.err_bit}) generator={exp}: {why}; {where}")
+    else:
+        assert got == mod == exp, (
+            f"error (flags, position, cycle): hw={got} model={mod} expected={exp} "
+            f"(ERR_WHERE={hw.err_where:#x}); {where}")
     assert hw.cycles == res.cycles, f"CYCLES hw={hw.cycles} model={res.cycles}; {where}"
     pred = program.predicted_cycles
     if pred is not None:
@@ -154,7 +164,7 @@ async def random_programs(dut):
 async def unit_programs(dut):
     """Random MXM/SXM/VXM programs (tb/randunits.py): memories, CYCLES, error flags (BAD_MAP
     where the generator put a non-bijective PERMUTE map, ILLEGAL where it patched in an illegal
-    VCFG) and every N-th stream trace equal the golden model's; every unit instruction (and
+    VCFG, RANGE where data shifts by an amount outside 0..31: hardware == model) and every N-th stream trace equal the golden model's; every unit instruction (and
     every VXM operation, function, type and sat mode) is covered by the run."""
     tb = await _new_tb(dut)
     cfg = tb.cfg
@@ -175,7 +185,7 @@ async def unit_programs(dut):
                  f"seed={seed}, skip={set(skip) or '{}'})\n{up.listing()}")
         trace = every > 0 and i % every == 0
         _, _, hw = await compare_with_model(tb, up.program, up.windows, trace, where,
-                                            up.expected_err)
+                                            up.expected_err, unit_program=up)
         total_cycles += hw.cycles
         covered |= up.covered
     wanted = set()
@@ -374,6 +384,15 @@ def _error_programs(cfg: TspConfig) -> list[tuple[str, dict, int, int, int, int]
     q = {cfg.vxm_position: [encode("NOP", n=1), encode("READ", addr=0, s=E(0)), 0],
          e1: [encode("NOP", n=1), 7, 0]}
     out.append(("ILLEGAL", q, 0b1000, cfg.vxm_position, 3, 1))
+    if "vxm" in cfg.units and "S" in cfg.vxm_stages:
+        # VCONST c0, 40 @0; VCFG k (the first S stage) SHL by c0 @1; VRUN @2 (zeros in): stage
+        # k acts at 2 + 1 + k with y = 40 outside 0..31 (docs/vxm.md section 3)
+        k = cfg.vxm_stages.index("S")
+        q = {cfg.vxm_position: [encode("VCONST", c=0, imm=40),
+                                encode("VCFG", k=k, op=10, type=2, dst=2, x=2, y=3),
+                                encode("VRUN", a=E(0), ta=0, b=E(0), tb=3, d=E(0), td=0, sat=0),
+                                0]}
+        out.append(("RANGE", q, 0b100000, cfg.vxm_position, 5, 3 + k))
     return out
 
 

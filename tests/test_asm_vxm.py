@@ -577,3 +577,93 @@ def test_timed_builder_takes_names():
     tb.at(3, "VXM", "VRUN", "E0", "i8", "E0", "none", "E4", "i8", "sat")
     tb.at(13, "MEM_E1", "WRITE", 0, "E4")
     assert tb.build().predicted_cycles == 15
+
+
+# ---- RANGE: shifts by a known constant outside 0..31 (docs/vxm.md section 3) -----------------
+# MEM_W0 (5) READs at 0 and 1: E0 at the VXM (6) at 3 and 4. The VXM text below starts at line 4;
+# a VRUN at t reaches the S stage 2 of GMSG at u = t + 3 and uses what was issued before u.
+
+def _shift_prog(*vxm: str) -> str:
+    return ".queue MEM_W0\n READ 0, E0\n READ 1, E0\n.queue VXM\n" + "".join(
+        f" {s}\n" for s in vxm)
+
+
+VRUN_E0 = "VRUN E0, i8, E1, none, E4, i8, sat"
+
+
+def test_range_rejects_a_known_constant_shift():
+    text = _shift_prog("VCONST c1, 40", "VCFG 2, RDIVPOT, i32, r2, r2, c1", "NOP 1", VRUN_E0)
+    s = at(fails(text), 8, 3, VXM)
+    assert s == ("t.s:8: RANGE: VRUN (line 8) on VXM (position 6) at cycle 3: stage 2 RDIVPOT "
+                 "shift c1 = 40 is outside 0..31; c1 is set by VCONST at cycle 0 (line 5), "
+                 "stage 2 by VCFG at cycle 1 (line 6); the hardware would raise RANGE (error "
+                 "bit 5) in cycle 6 and shift by 40 & 31 = 8"), s
+    # in range: 0 and 31 are accepted (T: the VRUN at 3 drives through 3 + 4 + 3: T = 11)
+    for v in (0, 31):
+        assert assemble(text.replace("c1, 40", f"c1, {v}"), CFG).predicted_cycles == 11
+
+
+@pytest.mark.parametrize("op,value,shown", [
+    ("SHL", -1, "-1"), ("SHRA", 32, "32"), ("SHRL", -524288, "-524288 (0xfff80000)")])
+def test_range_every_shift_operation(op, value, shown):
+    text = _shift_prog(f"VCONST c3, {value}", f"VCFG 2, {op}, i16, r2, r2, c3", "NOP 1",
+                       VRUN_E0)
+    s = at(fails(text), 8, 3, VXM)
+    assert f"stage 2 {op} shift c3 = {shown} is outside 0..31" in s, s
+    assert f"shift by {value} & 31 = {value & 31}" in s, s
+
+
+def test_range_vconsth_value():
+    # c1 = 3 then bits 31:16 = 1: 0x00010003 = 65539
+    text = _shift_prog("VCONST c1, 3", "VCONSTH c1, 1", "VCFG 2, SHL, i32, r2, r2, c1", VRUN_E0)
+    s = at(fails(text), 8, 3, VXM)
+    assert "SHL shift c1 = 65539 (0x00010003) is outside 0..31; c1 is set by VCONSTH at cycle 1 " \
+           "(line 6)" in s, s
+    assert "shift by 65539 & 31 = 3" in s, s
+    assemble(text.replace("VCONSTH c1, 1", "VCONSTH c1, 0"), CFG)          # c1 = 3
+
+
+def test_range_uses_what_is_in_effect_at_the_stage():
+    # VRUN at 3: stage 2 acts at 6 with what was issued at 5 or earlier
+    late = _shift_prog("VCFG 2, SHRA, i32, r2, r2, c0", "NOP 2", VRUN_E0, "NOP 1",
+                       "VCONST c0, 99")                                   # VCONST at 5
+    assert "c0 is set by VCONST at cycle 5 (line 9)" in at(fails(late), 7, 3, VXM)
+    assemble(late.replace("NOP 1\n", "NOP 2\n"), CFG)                     # VCONST at 6: too late
+    # the stage reconfigured to PASS at 5 (before 6): the shift is never taken
+    text = _shift_prog("VCONST c0, 99", "VCFG 2, SHRA, i32, r2, r2, c0", "NOP 1", VRUN_E0,
+                       "NOP 1", "VCFG 2, PASS, i32, r2, r2, c0")          # at 5
+    assemble(text, CFG)
+    at(fails(text.replace(" NOP 1\n VCFG 2, PASS", " NOP 2\n VCFG 2, PASS")), 8, 3, VXM)
+
+
+def test_range_data_shifts_are_not_checked():
+    # a shift by a register (r1 = b = 0 here, but data in general), by zero, by a VLOADC'ed
+    # constant (also after a VCONSTH: still unknown) and a non-shift operation by c1 = 40 are
+    # accepted; stage 2's PASS with y = c1 takes no shift either
+    for cfg_line in ("VCFG 2, SHL, i32, r2, r2, r1", "VCFG 2, SHL, i32, r2, r2, zero",
+                     "VCFG 2, PASS, i32, r2, r2, c1", "VCFG 0, ADD, i32, r2, r2, c1"):
+        assemble(_shift_prog("VCONST c1, 40", cfg_line, "NOP 1", VRUN_E0), CFG)
+    loaded = _shift_prog("VCONST c1, 40", "VCFG 2, RDIVPOT, i32, r2, r2, c1", "NOP 1",
+                         "VLOADC c1, E0, i8", VRUN_E0)                         # at 3 and 4
+    assemble(loaded, CFG)
+    # with VCONST instead of VLOADC the value is known again: c1 = 33 is rejected
+    s = at(fails(loaded.replace("VLOADC c1, E0, i8", "VCONST c1, 33")), 9, 4, VXM)
+    assert "c1 = 33 is outside 0..31; c1 is set by VCONST at cycle 3 (line 8)" in s, s
+    # VCONSTH after a VLOADC: the low half is data, the value stays unknown (E0 at the VXM at
+    # 3 and 5: VLOADC at 3, VCONSTH at 4, VRUN at 5)
+    text = (".queue MEM_W0\n READ 0, E0\n NOP 1\n READ 1, E0\n.queue VXM\n VCONST c1, 40\n"
+            " VCFG 2, RDIVPOT, i32, r2, r2, c1\n NOP 1\n VLOADC c1, E0, i8\n VCONSTH c1, 0\n"
+            f" {VRUN_E0}\n")
+    assemble(text, CFG)
+    at(fails(text.replace("VCONSTH c1, 0", "VCONST c1, 33")), 11, 5, VXM)
+
+
+def test_range_repeated_vrun_names_the_copy():
+    # VRUN at 3 (stage 2 at 6), REPEAT 1, 1 at 4 (copy at 4, stage 2 at 7), NOP at 5,
+    # VCONST c2, 32 at 6: in effect from 7, for the copy only
+    text = _shift_prog("VCFG 2, SHRL, i32, r2, r2, c2", "NOP 2", VRUN_E0, "REPEAT 1, 1",
+                       "NOP 1", "VCONST c2, 32")
+    s = at(fails(text), 8, 4, VXM)
+    assert "RANGE: VRUN (REPEAT copy 1/1, line 8) on VXM (position 6) at cycle 4: stage 2 SHRL " \
+           "shift c2 = 32" in s, s
+    assemble(text.replace("NOP 1\n VCONST", "NOP 2\n VCONST"), CFG)      # VCONST at 7

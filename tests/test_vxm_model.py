@@ -13,6 +13,7 @@ import pytest
 
 from sim.vxm import (
     ILLEGAL,
+    RANGE,
     VxmModel,
     alu,
     alu_vec,
@@ -21,6 +22,7 @@ from sim.vxm import (
     quantize_multiplier,
     rdivpot,
     requantize,
+    shift_out_of_range,
     srdhm,
     stage_problem,
 )
@@ -1004,3 +1006,78 @@ def test_constructor_checks_position():
         VxmModel(CFG, 0)
     with pytest.raises(TypeError, match="TspConfig"):
         VxmModel("default", 6)  # type: ignore[arg-type]
+
+
+# ---- RANGE: shift amounts outside 0..31 (docs/vxm.md section 3) ------------------------------
+def test_range_bit_number():
+    assert RANGE == 1 << 5                     # docs/architecture.md section 4: RANGE is bit 5
+
+
+@pytest.mark.parametrize("op,y,bad", [
+    ("SHL", 31, False), ("SHL", 32, True), ("SHRA", 0, False), ("SHRA", -1, True),
+    ("SHRL", 40, True), ("RDIVPOT", 31, False), ("RDIVPOT", IMIN, True), ("RDIVPOT", IMAX, True),
+    ("PASS", 40, False), ("ADD", 40, False), ("MUL", -1, False), ("SRDHM", 99, False),
+])
+def test_shift_out_of_range_helper(op, y, bad):
+    assert shift_out_of_range(op, y) is bad
+    assert shift_out_of_range(op, [3, y, 0]) is bad           # any lane
+
+
+def test_range_raised_in_the_stage_cycle_result_unchanged():
+    """GMSG, stage 2 (S) acts at t + 3 for a VRUN at t. c1 = 40, c2 = -1, c3 = 31 (by hand):
+    VRUN at 5, SHRL i32 by c1 -> by 8: 0x1234 -> 0x12, -256 -> 0x00FFFFFF: RANGE at 8;
+    VRUN at 9, RDIVPOT by 31: 2^30 -> 1, IMIN -> -1, -256 -> 0: no flag;
+    VRUN at 13, SHL i8 by -1 (-> 31): 0: RANGE at 16;
+    VRUN at 17, PASS with y = c1 on stage 2 and ADD by c1 = 40 on stage 3 (into r1): no flag;
+    VRUNs at 21, 22, 23, SHRA of -64 by r1 per lane: [0, 31, 6, 5, 1, 2, 3, 4] (in range),
+    [0, 31, -1, 5, 1, 2, 3, 4] (-1 -> 31: RANGE at 25), [32, 1, 2, 3, 4, 5, 6, 7] (32 -> 0:
+    RANGE at 26)."""
+    r = Run(CFG, cycles=40)
+    r.at(0, "VCONST", c=1, imm=40).at(1, "VCONST", c=2, imm=-1).at(2, "VCONST", c=3, imm=31)
+    cfg_stage(r, 3, 3, "ADD", I32, R1, R1, C1)
+    cfg_stage(r, 4, 2, "SHRL", I32, R2, R0, C1)
+    runs = {}
+
+    def vrun(t, a, b=None, want=None):
+        r.lanes(t, E(0), a, 4)
+        if b is not None:
+            r.lanes(t, W(0), b, 4)
+        r.at(t, "VRUN", a=E(0), ta=I32, b=W(0), tb=NONE if b is None else I32, d=E(4), td=I32)
+        runs[t] = want
+
+    vrun(5, [0x1234, -256] * 4, want=[0x12, 0xFFFFFF] * 4)
+    cfg_stage(r, 8, 2, "RDIVPOT", I32, R2, R0, C3)
+    vrun(9, [1 << 30, IMIN, -256, 0x1234] * 2, want=[1, -1, 0, 0] * 2)
+    cfg_stage(r, 12, 2, "SHL", I8, R2, R0, C2)
+    vrun(13, [1, 2, 3, -1] * 2, want=[0] * 8)
+    cfg_stage(r, 16, 2, "PASS", I32, R2, R2, C1)
+    vrun(17, list(range(8)), want=list(range(8)))
+    cfg_stage(r, 20, 2, "SHRA", I32, R2, R0, R1)
+    vrun(21, [-64] * 8, [0, 31, 6, 5, 1, 2, 3, 4], want=[-64, -1, -1, -2, -32, -16, -8, -4])
+    vrun(22, [-64] * 8, [0, 31, -1, 5, 1, 2, 3, 4], want=[-64, -1, -1, -2, -32, -16, -8, -4])
+    vrun(23, [-64] * 8, [32, 1, 2, 3, 4, 5, 6, 7], want=[-64, -32, -16, -8, -4, -2, -1, -1])
+    r.go()
+    for t, want in runs.items():
+        assert r.out(t + 7, E(4), 4) == want, f"VRUN at {t}"
+    assert r.errs == {8: RANGE, 16: RANGE, 25: RANGE, 26: RANGE}
+
+
+def test_range_two_stages_one_cycle_and_illegal():
+    """Stages GSS (A = 3), stages 1 and 2 shift by c0 = 33 (-> 1): the VRUNs at 3 and 4 put
+    two stages out of range in cycle 6, and an illegal VCFG (k = 7) issues then: RANGE at 5,
+    RANGE | ILLEGAL at 6, RANGE at 7. Results (SHL 1, SHRL 1): -1 -> 0x7FFFFFFF, IMIN -> 0."""
+    cfg = CFG.replace(vxm_stages="GSS")
+    r = Run(cfg, cycles=20)
+    r.at(0, "VCONST", c=0, imm=33)
+    cfg_stage(r, 1, 1, "SHL", I32, R2, R2, C0)
+    cfg_stage(r, 2, 2, "SHRL", I32, R2, R2, C0)
+    r.lanes(3, E(0), [1, 2, -1, 0x100] * 2, 4)
+    r.at(3, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=E(4), td=I32)
+    r.lanes(4, E(0), [IMIN, 3, 0, 5] * 2, 4)
+    r.at(4, "VRUN", a=E(0), ta=I32, b=E(0), tb=NONE, d=E(4), td=I32)
+    r.at(6, "VCFG", k=7, op=OP["ADD"], type=I32, dst=R2, x=R2, y=C0)
+    r.go()
+    assert r.out(3 + 6, E(4), 4) == [1, 2, IMAX, 0x100] * 2
+    assert r.out(4 + 6, E(4), 4) == [0, 3, 0, 5] * 2
+    assert r.errs == {5: RANGE, 6: RANGE | ILLEGAL, 7: RANGE}
+

@@ -24,6 +24,8 @@ from tsp.isa import EAST, WEST, encode, stream_operand
 TINY = TspConfig.profile("tiny").replace(units=("vxm",), vxm_stages="GMSG")
 EIGHT = TspConfig.profile("default").replace(units=("vxm",))             # 8 lanes, 8 streams
 ILLEGAL = 1 << ERR_BITS["ILLEGAL"]
+RANGE = 1 << ERR_BITS["RANGE"]
+SHIFTS = {"SHL", "SHRA", "SHRL", "RDIVPOT"}     # y is a shift amount (docs/vxm.md section 3)
 INT_MIN, INT_MAX = -(1 << 31), (1 << 31) - 1
 TYPES = {"i8": 0, "i16": 1, "i32": 2, "none": 3}
 REGS = {"r0": 0, "r1": 1, "r2": 2}
@@ -319,7 +321,14 @@ def _check_alu(cfg: TspConfig, stage: int, cases) -> None:
             bad.append(f"{label}: operands {operands}: got {got}, expected "
                        f"{[v - (1 << 32) if v >> 31 else v for v in map(u32, want)]}")
     assert not bad, "\n".join(bad)
-    assert all(c["err"] == 0 for c in trace)
+    # RANGE (docs/vxm.md section 3): a shift whose y is outside 0..31 in some lane, in the
+    # cycle the stage acts: u + 1 + stage for the VRUN at u = drive cycle - (A + 3)
+    want_err = {tc - (cfg.vxm_alus + 3) + 1 + stage: RANGE
+                for tc, label, _, operands in checks
+                if label.split()[0] in SHIFTS and any(not 0 <= y <= 31 for _, y in operands)}
+    if cfg.vxm_stages[stage] == "S":
+        assert len(want_err) == 4, "the S cases hold four out-of-range shifts (33, 32, 63, 33)"
+    assert {t: c["err"] for t, c in enumerate(trace) if c["err"]} == want_err
 
 
 def _cases_of(kind: str) -> list:
@@ -727,6 +736,75 @@ def test_illegal_configurations_raise_and_change_nothing():
     assert not any(tr[c]["active"] for c in range(first_bad, last_bad + 2))
 
 
+# ---- RANGE: shift amounts outside 0..31 (docs/vxm.md section 3) -----------------------------
+
+def test_range_flag_cycle_and_result():
+    """An S stage running SHL/SHRA/SHRL/RDIVPOT raises RANGE in the cycle it acts (t + 1 + k:
+    stage 2 of GMSG, so t + 3) when y, in any lane, is outside 0..31; the result still uses
+    y & 31. By hand (i32 unless said): SHRL by c1 = 40 -> by 8: 0x1234 -> 0x12, -256 =
+    0xFFFFFF00 -> 0x00FFFFFF, 0x10000 -> 0x100; RDIVPOT by c3 = 31 (in range): 0x1234 -> 0,
+    -256 -> 0, 2^30 -> 0.5 -> 1 (ties away), INT_MIN -> -1; SHL at i8 by c2 = -1 -> by 31:
+    every byte shifted out -> 0; PASS with y = c1 and ADD (G stage 3) with y = c1 = 40 take
+    no shift: no flag; SHRA of -64 by r1 (b): [0, 31, 6, 5] in range -> -64, -1, -1, -2;
+    [0, 31, -1, 5] (-1 -> 31) -> flag, same result; [32, 1, 2, 3] (32 -> 0) -> flag,
+    -64, -32, -16, -8."""
+    cfg = TINY
+    stim = Stim(cfg, 34)
+    stim.at(0, VCONST(1, 40)).at(1, VCONST(2, -1)).at(2, VCONST(3, 31))
+    stim.at(3, VCFG(3, "ADD", "i32", "r1", "r1", "c1"))        # G stage: y = 40 is no shift
+    stim.at(4, VCFG(2, "SHRL", "i32", "r2", "r0", "c1"))
+    runs = []                                                   # (VRUN cycle, expected)
+
+    def vrun(t, a, b=None, want=None):
+        stim.at(t, VRUN(E(0), "i32", W(0), "none" if b is None else "i32", E(0), "i32"))
+        stim.group(t, E(0), "i32", a)
+        if b is not None:
+            stim.group(t, W(0), "i32", b)
+        runs.append((t, want))
+
+    vrun(5, [0x1234, -256, 0x10000, 0], want=[0x12, 0xFFFFFF, 0x100, 0])       # RANGE at 8
+    stim.at(8, VCFG(2, "RDIVPOT", "i32", "r2", "r0", "c3"))     # in effect from 9
+    vrun(9, [0x1234, -256, 1 << 30, INT_MIN], want=[0, 0, 1, -1])              # none at 12
+    stim.at(12, VCFG(2, "SHL", "i8", "r2", "r0", "c2"))
+    vrun(13, [1, 2, 3, -1], want=[0, 0, 0, 0])                                  # RANGE at 16
+    stim.at(16, VCFG(2, "PASS", "i32", "r2", "r2", "c1"))
+    vrun(17, [7, 8, 9, 10], want=[7, 8, 9, 10])                                 # none at 20
+    stim.at(20, VCFG(2, "SHRA", "i32", "r2", "r0", "r1"))
+    vrun(21, [-64] * 4, [0, 31, 6, 5], want=[-64, -1, -1, -2])                  # none at 24
+    vrun(22, [-64] * 4, [0, 31, -1, 5], want=[-64, -1, -1, -2])                 # RANGE at 25
+    vrun(23, [-64] * 4, [32, 1, 2, 3], want=[-64, -32, -16, -8])                # RANGE at 26
+    tr = run_rtl(stim)
+    for t, want in runs:
+        assert [u32(v) for v in result(tr, drive_cycle(cfg, t), E(0), "i32")] == \
+            [u32(v) for v in want], f"VRUN at {t}"
+    assert {t: c["err"] for t, c in enumerate(tr) if c["err"]} == \
+        {8: RANGE, 16: RANGE, 25: RANGE, 26: RANGE}
+
+
+def test_range_two_stages_and_illegal_in_one_cycle():
+    """Stages G S S (A = 3), both shifting by c0 = 33 (-> 1): the VRUN at 3 is in stage 1 at 5
+    and stage 2 at 6, the VRUN at 4 in stage 1 at 6 and stage 2 at 7. Cycle 6 has two stages
+    out of range (RANGE once) and an illegal VCFG (k = 7): err = ILLEGAL | RANGE. Results
+    (SHL 1 then SHRL 1, i32): 1, 2, -1 -> 0xFFFFFFFE -> 0x7FFFFFFF, 0x100; INT_MIN -> 0, 3,
+    0, 5."""
+    cfg = TINY.replace(vxm_stages="GSS")
+    stim = Stim(cfg, 16)
+    stim.at(0, VCONST(0, 33))
+    stim.at(1, VCFG(1, "SHL", "i32", "r2", "r2", "c0"))
+    stim.at(2, VCFG(2, "SHRL", "i32", "r2", "r2", "c0"))
+    stim.at(3, VRUN(E(0), "i32", W(0), "none", E(0), "i32")).group(3, E(0), "i32",
+                                                                   [1, 2, -1, 0x100])
+    stim.at(4, VRUN(E(0), "i32", W(0), "none", E(0), "i32")).group(4, E(0), "i32",
+                                                                   [INT_MIN, 3, 0, 5])
+    stim.at(6, _raw("VCFG", k=7, op=spec.ALU_BY_NAME["ADD"].code, type=2, dst=2, x=0, y=1))
+    tr = run_rtl(stim)
+    assert result(tr, drive_cycle(cfg, 3), E(0), "i32") == [1, 2, INT_MAX, 0x100]
+    assert result(tr, drive_cycle(cfg, 4), E(0), "i32") == [0, 3, 0, 5]
+    assert {t: c["err"] for t, c in enumerate(tr) if c["err"]} == \
+        {5: RANGE, 6: RANGE | ILLEGAL, 7: RANGE}
+    assert RANGE == 1 << 5
+
+
 # ---- clear, run ------------------------------------------------------------------------------
 
 def test_clear_resets_configuration_and_drops_vectors():
@@ -786,9 +864,12 @@ SPECIAL_I32 = [0, 1, -1, 2, -2, INT_MIN, INT_MAX, INT_MIN + 1, 127, 128, -128, -
                1 << 29, -(1 << 29), 1000, -1000]
 
 
-def _random_program(rng, cfg: TspConfig, segments: int, seg_len: int, gap: int):
+def _random_program(rng, cfg: TspConfig, segments: int, seg_len: int, gap: int,
+                    shifty: bool = False):
     """Random VXM instruction words and stream data, in `segments` independent sequences of
-    `seg_len` issue cycles, each followed by `gap` quiet cycles and a clear (START)."""
+    `seg_len` issue cycles, each followed by `gap` quiet cycles and a clear (START). `shifty`:
+    S stages mostly get a shift operation by a constant, and constants are mostly shift
+    amounts around the 0..31 boundary (RANGE, docs/vxm.md section 3)."""
     S, n, A = cfg.streams, cfg.vec_bytes, cfg.vxm_alus
     per = seg_len + gap + 1
     stim = Stim(cfg, segments * per)
@@ -813,6 +894,13 @@ def _random_program(rng, cfg: TspConfig, segments: int, seg_len: int, gap: int):
                           sat=pick([0, 1]))
         if r < 0.72:
             k = pick(range(A), range(A, 8), 0.08)
+            if shifty and "S" in cfg.vxm_stages and rng.random() < 0.5:
+                k = pick([j for j in range(A) if cfg.vxm_stages[j] == "S"])
+            if shifty and k < A and cfg.vxm_stages[k] == "S" and rng.random() < 0.8:
+                return encode("VCFG", k=k, op=pick(sorted(spec.ALU_BY_NAME[n].code
+                                                          for n in SHIFTS)),
+                              type=pick([0, 1, 2]), dst=pick([0, 1, 2]), x=pick([0, 1, 2]),
+                              y=pick([3, 4, 5, 6], [0, 1, 2, 7], 0.2))
             if k < A and rng.random() < 0.85:      # mostly an operation the stage's kind runs
                 op = pick([o.code for o in spec.ALU_OPS if o.runs_on(cfg.vxm_stages[k])])
             else:
@@ -824,7 +912,9 @@ def _random_program(rng, cfg: TspConfig, segments: int, seg_len: int, gap: int):
                           x=pick([0, 1, 2], [3]))
         if r < 0.88:
             imm = int(rng.choice([0, 1, -1, 3, 31, 33, -5, 0x7FFFF, -0x80000, 0x1234]))
-            if rng.random() < 0.5:
+            if shifty and rng.random() < 0.7:
+                imm = int(rng.choice([0, 1, 7, 30, 31, 32, 33, 40, 63, -1, -32, 0x10000]))
+            elif rng.random() < 0.5:
                 imm = int(rng.integers(-(1 << 19), 1 << 19))
             return encode("VCONST", c=pick(range(4)), imm=imm)
         if r < 0.93:
@@ -894,19 +984,23 @@ def _random_stages(seed: int) -> str:
     return "".join(rng.choice(list("GMS"), int(rng.integers(1, 7))))
 
 
-@pytest.mark.parametrize("cfg, seed, segments", [
-    (TINY, 20240611, 60), (TINY, 5, 40), (TINY, 99, 40), (EIGHT, 7, 20)],
-    ids=["tiny4-a", "tiny4-b", "tiny4-c", "eight8-GMSG"])
-def test_random_differential_against_model(cfg, seed, segments):
+@pytest.mark.parametrize("cfg, seed, segments, shifty", [
+    (TINY, 20240611, 60, False), (TINY, 5, 40, False), (TINY, 99, 40, False),
+    (EIGHT, 7, 20, False), (TINY.replace(vxm_stages="SGSS"), 31, 30, True),
+    (EIGHT, 32, 20, True)],
+    ids=["tiny4-a", "tiny4-b", "tiny4-c", "eight8-GMSG", "tiny4-SGSS-range", "eight8-range"])
+def test_random_differential_against_model(cfg, seed, segments, shifty):
     """RTL and sim/vxm.py (written independently from docs/vxm.md) agree on every cycle's
     stream writes, err and active, over random instruction sequences (legal and illegal,
-    random sat) separated by clears; the tiny runs use a random stage string per seed."""
+    random sat) separated by clears; the tiny runs use a random stage string per seed. The
+    `shifty` runs shift mostly by constants around 0..31 and must raise RANGE (bit 5) in some
+    cycles and shift in range in others, with identical err bits."""
     pytest.importorskip("sim.vxm")
     if cfg is TINY:
         cfg = cfg.replace(vxm_stages=_random_stages(seed))
     rng = np.random.default_rng(seed)
     stim, clears, per = _random_program(rng, cfg, segments, seg_len=8,
-                                        gap=cfg.vxm_alus + 3)
+                                        gap=cfg.vxm_alus + 3, shifty=shifty)
     rtl = run_rtl(stim, clear_at=clears)
     mdl = _run_model(stim, clears)
     for t, (a, b) in enumerate(zip(rtl, mdl, strict=True)):
@@ -916,3 +1010,8 @@ def test_random_differential_against_model(cfg, seed, segments):
                         f"{cfg.vxm_stages!r}, segment {seg}, cycle "
                         f"{t}: RTL {a} != model {b}\nprogram of the segment:\n"
                         + _describe(stim, seg * per, t))
+    if shifty:
+        n_range = sum(1 for c in rtl if c["err"] & RANGE)
+        from tsp.isa import decode
+        n_vruns = sum(1 for w in stim.prog.values() if decode(w)[0].name == "VRUN")
+        assert 5 <= n_range < n_vruns * cfg.vxm_stages.count("S"), (n_range, n_vruns)

@@ -17,7 +17,8 @@ CTRL_START = 1
 STATUS_RUNNING, STATUS_DONE, STATUS_ERROR = 1, 2, 4
 
 # Error flag bit numbers in ERR_FLAGS (and in a compute unit's `err` output).
-ERR_BITS = {"BANK_CONFLICT": 0, "ENGINE_BUSY": 1, "DEADLOCK": 2, "ILLEGAL": 3, "BAD_MAP": 4}
+ERR_BITS = {"BANK_CONFLICT": 0, "ENGINE_BUSY": 1, "DEADLOCK": 2, "ILLEGAL": 3, "BAD_MAP": 4,
+            "RANGE": 5}
 ERR_WIDTH = len(ERR_BITS)
 # ERR_WHERE position recorded for DEADLOCK (a chip-wide error).
 DEADLOCK_POSITION = 0xFFFF
