@@ -200,7 +200,8 @@ def _run(step: str, cmd: list[str], cwd: Path, env: dict[str, str], log: Path) -
 def build(profile: str = "default", board: str = "ulx3s-85f", *, synth_only: bool = False,
           out: Path = Path("build/fpga"), report_dir: Path = Path("build/reports"),
           baud: float = 115200, seed: int = 1, core=None, quiet: bool = False,
-          soft_mul: Sequence[str] = (), dsp_budget: int | None = None) -> dict:
+          soft_mul: Sequence[str] = (), dsp_budget: int | None = None,
+          router: str = "router1") -> dict:
     """Run the flow; return the report dict (also written to report_dir/fpga_<profile>.json).
 
     `core` replaces the TSP (see `TspBoard`); used by tests of the flow itself. `soft_mul`:
@@ -265,7 +266,8 @@ def build(profile: str = "default", board: str = "ulx3s-85f", *, synth_only: boo
             nextpnr, "--quiet", "--log", f"{name}.tim", dev_opt, "--package", pkg_opt,
             "--speed", str(platform.speed), "--json", f"{name}.json", "--lpf", f"{name}.lpf",
             "--textcfg", f"{name}.config", "--report", f"{name}.report.json",
-            "--timing-allow-fail", "--seed", str(seed)], out, env, out / f"{name}.tim")
+            "--timing-allow-fail", "--seed", str(seed), "--router", router],
+            out, env, out / f"{name}.tim")
         say("bitstream (ecppack) ...")
         times["pack"] = _run("ecppack", [
             ecppack, "--compress", "--input", f"{name}.config", "--bit", f"{name}.bit"],
@@ -307,11 +309,13 @@ def main(argv: list[str] | None = None) -> int:
                          "repeatable (default: only what exceeds the DSP budget)")
     ap.add_argument("--dsp-budget", type=int, default=None,
                     help="MULT18X18D the design may use (default: the device's)")
+    ap.add_argument("--router", choices=("router1", "router2"), default="router1",
+                    help="nextpnr router (router2 copes better with congested designs)")
     args = ap.parse_args(argv)
     try:
         build(args.profile, args.board, synth_only=args.synth_only, out=args.out,
               report_dir=args.report_dir, baud=args.baud, seed=args.seed,
-              soft_mul=args.soft_mul, dsp_budget=args.dsp_budget)
+              soft_mul=args.soft_mul, dsp_budget=args.dsp_budget, router=args.router)
     except (BuildError, ConfigError, ValueError) as e:
         print(f"fpga.build: error: {e}", file=sys.stderr)
         return 1
