@@ -337,3 +337,22 @@ def test_transpose_errors() -> None:
     _err(lambda: Graph("wide").transpose(Graph("wide").input("x", (4, 4))), "belongs to another")
     g = Graph("wide")                 # 16 lanes, 8 streams: 8 x 8 blocks of 16-lane vectors
     _err(lambda: g.transpose(g.input("x", (4, 4))), "transpose", "'wide'", "streams")
+
+
+def test_reshape_views_and_unsupported_reshape() -> None:
+    """(K,) <-> (1, K) are views of the same words; a reshape that moves elements between
+    words is rejected with the shapes in the message."""
+    rng = np.random.default_rng(41)
+    x = rng.integers(-128, 128, size=16)
+    W = rng.integers(-128, 128, size=(16, 8))
+    g = Graph("full")
+    xv = g.input("x", (16,))
+    y = g.requantize(g.reshape(xv, (1, 16)) @ g.const("w", W), 1 << 30, 6)
+    g.output("y", g.reshape(y, (8,)))
+    res = tspc.compile(g).run({"x": x})
+    ref = requantize_ref((x @ W).reshape(1, 8), np.zeros(8, dtype=np.int64), 1 << 30, 6, 0,
+                         False)
+    assert res.outputs["y"].shape == (8,)
+    assert np.array_equal(res.outputs["y"], ref.reshape(8))
+    _err(lambda: g.reshape(xv, (4, 4)), "reshape of 'x'", "(16,)", "(4, 4)", "not support")
+    _err(lambda: g.output("bad", g.reshape(xv, (1, 16))), "host tensor")

@@ -278,6 +278,22 @@ class Graph:
         softmax; x > 0 gives exp(0)) -> int8 Q7 = min(EXP_Q15, 32767) >> 8 (docs/vxm.md)."""
         return self._func("exp", x, frac_bits, name)
 
+    def reshape(self, x: Tensor, shape) -> Tensor:
+        """A reshape that keeps every element in its MEM word: (K,) <-> (1, K), or the same
+        shape. Other reshapes move elements between words and lanes (an SXM shift-and-merge
+        per row) and are rejected: not supported yet."""
+        x = self._own(x, "reshape", "input")
+        shp, vec = _shape(shape, f"reshape of {x.name!r}")
+        if shp != x.shape:
+            old = (x.shape[1],) if x.vector else x.shape
+            raise TspcError(f"reshape of {x.name!r} from {old} to {tuple(shape)}: moves "
+                            f"elements between MEM words (an SXM shift-and-merge per row), "
+                            f"which the compiler does not support yet; only (K,) <-> (1, K)")
+        if vec == x.vector:
+            return x
+        return self._add(Tensor(self, self._name(None, "reshape"), x.shape, x.dtype, "view",
+                                (x,), vector=vec))
+
     def transpose(self, x: Tensor, name: str | None = None) -> Tensor:
         """int8 (M, K) -> (K, M) through the SXM's TRANSPOSE of n x n blocks (each block's rows
         are spread over the MEM slices so they meet at SXM_W in one cycle, then gathered back;
@@ -300,7 +316,10 @@ class Graph:
     def output(self, name: str, t: Tensor) -> None:
         """Mark `t` as a result: `run()` returns it under `name`."""
         t = self._own(t, "output", "tensor")
-        if t.is_host:
+        b = t
+        while b.op == "view":
+            b = b.args[0]
+        if b.is_host:
             raise TspcError(f"output {name!r}: {t.name!r} is a host tensor ({t.op}); outputs "
                             f"must be computed")
         if name in self.outputs:

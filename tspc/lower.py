@@ -218,10 +218,15 @@ class _Lowerer:
         # activations by its split, an elementwise pass's operands where the pass reads
         # row block mb (its hemisphere mb % 2)
         need: dict[int, dict[str, set[int]]] = {}
+        def base(t: Tensor) -> Tensor:            # a reshape view shares its input's store
+            while t.op == "view":
+                t = t.args[0]
+            return t
         for u in order:
             if u.op not in ("matmul", "vxm", "transpose"):
                 continue
             for a in (u.args[:1] if u.op == "matmul" else u.args):
+                a = base(a)
                 mb = self.mblock(a.shape[0])
                 d = need.setdefault(id(a), {})
                 for i in range(-(-a.shape[0] // mb)):
@@ -243,6 +248,9 @@ class _Lowerer:
                 continue
             if mm.op == "transpose":
                 self.lower_transpose(mm, need)
+                continue
+            if mm.op == "view":
+                self.stores[mm.name] = self.stores[base(mm).name]
                 continue
             if mm.op != "matmul":
                 continue
