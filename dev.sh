@@ -74,7 +74,7 @@ cmd_test() {
     echo "== $(iverilog -V 2>/dev/null | head -n 1)"
     echo "== pytest"
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pytest ${PYTEST_ARGS:-}
+    "$VENV/bin/python" -m pytest --durations=20 ${PYTEST_ARGS:-}
 }
 
 case "${1:-}" in
