@@ -217,10 +217,11 @@ class Graph:
                                 "requantize", (x,), attrs, vector=x.vector))
 
     def relu(self, x: Tensor, name: str | None = None) -> Tensor:
-        """ReLU of an int8 tensor. Of a requantize result not used otherwise: folded into that
-        requantization (`max(q, zero_point)`); else a VXM pass `max(x, 0)`."""
+        """max(x, 0) of an int8 tensor: a VXM pass, or folded into the requantization that
+        produces `x` when that has zero point 0 and nothing else uses `x` (then the two are
+        the same). For the quantized ReLU `max(q, zero_point)` use `requantize(relu=True)`."""
         x = self._own(x, "relu", "input")
-        if x.op == "requantize" and not self.consumers(x) and \
+        if x.op == "requantize" and x.attrs["zero_point"] == 0 and not self.consumers(x) and \
                 x not in self.outputs.values():
             attrs = dict(x.attrs, relu=True)
             self.tensors.remove(x)

@@ -152,34 +152,52 @@ class _Lowerer:
 
     # ---- allocation ------------------------------------------------------------------------
     def place(self, t: Tensor, st: Store, side: str, keys: list[tuple[int, int]],
-              planes: int, avoid: set[int], what: str, banks: tuple[int, ...] = (0, 1),
-              spread: bool = False, slices: list[int] | None = None) -> Copy:
+              planes: int, avoid: set[int] | dict[int, int], what: str,
+              banks: tuple[int, ...] = (0, 1), spread: bool = False,
+              slices: list[int] | None = None, partners: tuple[Store, ...] = (),
+              sources: tuple[Store, ...] = ()) -> Copy:
         """Allocate `side`'s copy of blocks `keys` ((mb, cb), `mblock` words each) of `t`: one
-        slice per block, or four different slices for int32 byte planes. Slices not in
-        `avoid` come first; within them the banks in the order given (host tensors bank 0
-        first, results bank 1 first, so a layer's reads and writes rarely meet in one bank)."""
+        slice per block, or four different slices for int32 byte planes. `avoid` maps slices
+        to a penalty (a set: penalty 1): the least penalised slices come first, each group in
+        the bank order given (host tensors bank 0 first, results bank 1 first, so a layer's
+        reads and writes rarely meet in one bank). A block never goes to a slice holding the
+        same block of a `partners` store (the other operand of an elementwise op) unless
+        nothing else is free."""
         words = st.mblock
         cands = self.slices[side] if slices is None else slices
-        pref0 = [p for p in cands if p not in avoid]
-        rest = [p for p in cands if p in avoid]
+        pen0 = avoid if isinstance(avoid, dict) else dict.fromkeys(avoid, 1)
         blocks: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        bd = self.cfg.bank_depth
         for key in keys:
+            pen = dict(pen0)
+            for ps in partners:
+                c = ps.copies.get(side)
+                if c is not None and key in c.blocks:
+                    for p, _ in c.blocks[key]:
+                        pen[p] = 9
+            # a source block with the same key is read while this one is written: not in
+            # its bank (a read and a write of one bank in one cycle is a bank conflict)
+            clash = {(p, a // bd) for src in sources for c in src.copies.values()
+                     if key in c.blocks for p, a in c.blocks[key]}
+            free = [p for p in cands if not pen.get(p)]
             # int8 activations: consecutive column blocks go to different slices, so a
             # unit's stream of K-blocks alternates between slices and each slice's read
             # port has gaps (for the bias reads of the drains)
-            r = (key[1] + self.salt[side]) % len(pref0) if spread and pref0 else 0
-            pref = pref0[r:] + pref0[:r]
+            r = (key[1] + self.salt[side]) % len(free) if spread and free else 0
+            rot = {p: i for i, p in enumerate(free[r:] + free[:r])}
+
+            def cost(pb: tuple[int, int], pen=pen, clash=clash, rot=rot) -> tuple:
+                p, b = pb
+                if st.kind == "weights":   # fill one slice (both banks) before the next
+                    return (pen.get(p, 0), cands.index(p), banks.index(b))
+                return (pen.get(p, 0), (p, b) in clash, banks.index(b),
+                        rot.get(p, cands.index(p)))
             got: list[tuple[int, int]] = []
-            for group in (pref, rest):
-                # weights fill one slice (both banks) before the next, so they take as few
-                # slices as possible; everything else prefers its bank in every slice first
-                order = [(p, b) for p in group for b in banks] if st.kind == "weights" else \
-                    [(p, b) for b in banks for p in group]
-                for p, b in order:
-                    if len(got) < planes and all(q != p for q, _ in got):
-                        a = self.alloc.take(p, words, (b,))
-                        if a is not None:
-                            got.append((p, a))
+            for p, b in sorted(((p, b) for p in cands for b in banks), key=cost):
+                if len(got) < planes and all(q != p for q, _ in got):
+                    a = self.alloc.take(p, words, (b,))
+                    if a is not None:
+                        got.append((p, a))
             if len(got) < planes:
                 total = len(keys) * words
                 held = ", ".join(f"{k!r} {v}" for k, v in self.usage[side].items()) or "nothing"
@@ -193,6 +211,26 @@ class _Lowerer:
             self.usage[side][t.name] = self.usage[side].get(t.name, 0) + words * planes
         self.salt[side] += 1          # the next tensor starts on another slice
         return Copy(side, blocks)
+
+    def partners(self, t: Tensor) -> tuple[Store, ...]:
+        """Stores of tensors placed earlier that are the other operand of a two-operand
+        elementwise op with `t` (both are read in the same cycles, and a slice reads one word
+        per cycle, so their blocks must be in different slices)."""
+        out = []
+        for u in self.g.tensors:
+            if u.op == "vxm" and len(u.args) == 2 and any(a is t for a in u.args):
+                out += [self.stores[a.name] for a in u.args
+                        if a is not t and a.name in self.stores]
+        return tuple(out)
+
+    def avoid(self, t: Tensor, side: str) -> dict[int, int]:
+        """Slices an int8 activation of `t` should not share: the weights' (read in the
+        same cycles as a matmul's activations), penalty 3. Elementwise partners and sources:
+        `place(partners=..., sources=...)`."""
+        pen: dict[int, int] = {}
+        for p in self.weight_slices(side):
+            pen[p] = 3
+        return pen
 
     def weight_slices(self, side: str) -> set[int]:
         """Slices of `side` that hold weight tiles (activations avoid them: a unit reads its
@@ -291,9 +329,10 @@ class _Lowerer:
         m, k = t.shape
         st = Store(t, self.mblock(m), -(-m // self.mblock(m)), -(-k // n))
         for h in sorted(d):
-            avoid = self.weight_slices(h)
+            avoid = self.avoid(t, h)
             keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
-            st.copies[h] = self.place(t, st, h, keys, 1, avoid, "input", spread=True)
+            st.copies[h] = self.place(t, st, h, keys, 1, avoid, "input", spread=True,
+                                      partners=self.partners(t))
         self.stores[t.name] = st
 
     # ---- one matmul layer ------------------------------------------------------------------
@@ -321,10 +360,10 @@ class _Lowerer:
                 if not any(mb in v for v in d.values()):
                     d.setdefault(h, set()).add(mb)
             for h in sorted(d):
-                busy = self.weight_slices(h)
+                busy = self.avoid(rq, h)
                 keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(NB)]
                 st.copies[h] = self.place(rq, st, h, keys, 1, busy, "result", (1, 0),
-                                          spread=True)
+                                          spread=True, partners=self.partners(rq))
             self.stores[rq.name] = st
             outs.append(("rq", st))
         if int32_out:
@@ -352,6 +391,7 @@ class _Lowerer:
         # of delaying it; the accumulator rows are double-buffered, so the unit after that
         # (same rows) is placed after the drain and sees its claims.
         pending: dict[str, tuple | None] = {"W": None, "E": None}
+        started: dict[str, int | None] = {"W": None, "E": None}
 
         def flush(seg: Timeline, h: str) -> None:
             if pending[h] is None:
@@ -359,9 +399,15 @@ class _Lowerer:
             drains, lo, rows_key, rows = pending[h]
             for dt in drains:
                 doff = seg.find(dt, lo)
+                # the accumulator rows stay taken from the last ABC to this ACC; nothing else
+                # can hold them meanwhile: the units of one MXM are placed in order, and the
+                # next one on these rows only after this drain
+                gap = range(lo, doff)
+                if any(c in seg.busy.get(rows_key, ()) for c in gap):
+                    raise TspcError(f"internal error: accumulator rows {rows_key} of "
+                                    f"{layer!r} are taken between cycles {lo} and {doff}")
                 seg.commit(dt, doff)
-                # the accumulator rows stay taken from the last ABC to this ACC
-                seg.busy.setdefault(rows_key, set()).update(range(lo, doff))
+                seg.busy.setdefault(rows_key, set()).update(gap)
                 lo = doff + rows          # the next drain's ACC after this one's
             pending[h] = None
 
@@ -375,8 +421,11 @@ class _Lowerer:
                     flush(seg, side)
                 self.close_segment(seg, layer, nunits)
                 seg, nunits = self.new_segment(layer, rq), 0
-            off = seg.find(comp, 0)
+                started = {"W": None, "E": None}
+            # units of one MXM in order (each after the previous one's first ABC)
+            off = seg.find(comp, started[h] + 1 if started[h] is not None else 0)
             seg.commit(comp, off)
+            started[h] = off
             flush(seg, h)
             pending[h] = (drains, off + S_last + 3, ("rows", self.mxm[h], rowblock[h] % 2),
                           rows)
@@ -462,7 +511,7 @@ class _Lowerer:
     def lower_elementwise(self, t: Tensor, need) -> None:
         """One VXM pass per block: READ the operand block(s) toward the VXM, VRUN + REPEAT,
         WRITE the result where it is needed (once per hemisphere)."""
-        n, v = self.n, self.vxm
+        v = self.vxm
         fn = t.attrs["fn"]
         alu = {"add": "ADDS", "sub": "SUBS", "minimum": "MIN", "maximum": "MAX"}
         if fn in alu:
@@ -479,17 +528,7 @@ class _Lowerer:
             cfg.append(("VFUNC", (fn.upper(), "r2", "r2")))
             td, plane = "i16", 1
         srcs = [self.stores[a.name] for a in t.args]
-        k = t.shape[1]
-        st = Store(t, srcs[0].mblock, srcs[0].mblocks, -(-k // n))
-        d = {h: set(x) for h, x in need.get(id(t), {}).items()}
-        for mb in range(st.mblocks):
-            if not any(mb in x for x in d.values()):
-                d.setdefault(SIDES[mb % 2], set()).add(mb)
-        for h in sorted(d):
-            keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
-            st.copies[h] = self.place(t, st, h, keys, 1, self.weight_slices(h), "result",
-                                      (1, 0), spread=True)
-        self.stores[t.name] = st
+        st = self.result_store(t, need, srcs[0].mblock, srcs[0].mblocks, tuple(srcs))
         seg, count = self.new_segment(t.name, cfg), 0
         dfunc = isa.dfunc_of(isa.BY_NAME["VRUN"], self.cfg)
         for mb in range(st.mblocks):
@@ -538,7 +577,8 @@ class _Lowerer:
                     count += 1
         self.close_segment(seg, t.name, count)
 
-    def result_store(self, t: Tensor, need, mblock: int, mblocks: int) -> Store:
+    def result_store(self, t: Tensor, need, mblock: int, mblocks: int,
+                     sources: tuple[Store, ...] = ()) -> Store:
         """The store of an int8 result: a copy in every hemisphere that needs its row blocks
         (row block mb's home hemisphere when nobody on the chip reads it)."""
         st = Store(t, mblock, mblocks, -(-t.shape[1] // self.n))
@@ -548,8 +588,8 @@ class _Lowerer:
                 d.setdefault(SIDES[mb % 2], set()).add(mb)
         for h in sorted(d):
             keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(st.cblocks)]
-            st.copies[h] = self.place(t, st, h, keys, 1, self.weight_slices(h), "result",
-                                      (1, 0), spread=True)
+            st.copies[h] = self.place(t, st, h, keys, 1, self.avoid(t, h), "result", (1, 0),
+                                      spread=True, partners=self.partners(t), sources=sources)
         self.stores[t.name] = st
         return st
 
@@ -631,18 +671,23 @@ class _Lowerer:
                              (yb, xr) in st.copies[h].blocks]:
                     ((pd, ya),) = st.addr(dest, yb, xr)
                     ya += yoff
+                    # only Y's real rows: a block of fewer than n rows has fewer words
+                    valid = min(n, st.rows(yb) - yoff)
                     i = slices.index(pd)
                     td = Template()
-                    if i:
-                        self.mem_access(td, "WRITE", pd, ya, i, 0, "E3", f"{t.name} gather")
-                        for a in range(i):
+                    if min(i, valid):
+                        self.mem_access(td, "WRITE", pd, ya, min(i, valid), 0, "E3",
+                                        f"{t.name} gather")
+                        for a in range(min(i, valid)):
                             q = slices[a]
                             td.stream(EAST, 3, q, pd, a - (pd - q))
                             self.mem_access(td, "READ", q, tmpC[q], 1, a - 2 - (pd - q), "E3",
                                             f"{t.name} row {a}")
                     w2 = max(i + 2, 4) if i else 0
-                    self.mem_access(td, "WRITE", pd, ya + i, n - i, w2, "W3", f"{t.name} gather")
-                    for a in range(i, n):
+                    if valid > i:
+                        self.mem_access(td, "WRITE", pd, ya + i, valid - i, w2, "W3",
+                                        f"{t.name} gather")
+                    for a in range(i, valid):
                         q = slices[a]
                         c = w2 + (a - i)
                         td.stream(WEST, 3, q, pd, c - (q - pd))
