@@ -247,11 +247,18 @@ class _Lowerer:
         consumers = {id(t): [u for u in order if any(a is t for a in u.args)] for t in order}
         # work split per matmul: M-split when there are at least two row blocks
         plan = {}
+        cap = self.cfg.mem_slices * self.cfg.slice_words        # words per hemisphere
         for mm in matmuls:
             m, _ = mm.shape
-            mb = self.mblock(m)
-            mbs = -(-m // mb)
-            plan[id(mm)] = "M" if mbs >= 2 else "N"
+            mbs = -(-m // self.mblock(m))
+            # words per hemisphere: M-split copies the weights to both, N-split the inputs
+            kb, nb = -(-mm.args[0].shape[1] // self.n), -(-mm.shape[1] // self.n)
+            wts, act = kb * nb * self.n, m * kb
+            out = m * nb * (4 if any(o is mm for o in self.g.outputs.values()) else 1)
+            m_side = wts + (act + out) / 2
+            n_side = wts / 2 + act + out / 2
+            plan[id(mm)] = "M" if mbs >= 2 and (m_side <= 0.8 * cap or m_side <= n_side) \
+                else "N"
         # where each int8 tensor's row blocks are needed (side -> set of mb): a matmul's
         # activations by its split, an elementwise pass's operands where the pass reads
         # row block mb (its hemisphere mb % 2)
