@@ -423,14 +423,17 @@ class _Lowerer:
                                                        rowblock[h] % 2)
             drains = self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
             waiting = [d for p in pending.values() if p for d in p[0]]
-            if not seg.room(Template.merged([comp] + drains + waiting)):
+            # units of one MXM in order (each after the previous one's first ABC); the
+            # segment ends when this unit (exact words where it goes) and the drains still to
+            # place (two words per instruction) would overflow a queue
+            off = seg.find(comp, started[h] + 1 if started[h] is not None else 0)
+            if not seg.room_at(comp, off, Template.merged(drains + waiting)):
                 for side in SIDES:
                     flush(seg, side)
                 self.close_segment(seg, layer, nunits)
                 seg, nunits = self.new_segment(layer, rq), 0
                 started = {"W": None, "E": None}
-            # units of one MXM in order (each after the previous one's first ABC)
-            off = seg.find(comp, started[h] + 1 if started[h] is not None else 0)
+                off = seg.find(comp, 0)
             seg.commit(comp, off)
             started[h] = off
             flush(seg, h)

@@ -113,10 +113,11 @@ class Timeline:
         self.end = max(self.end, t.latest() + offset)
         self.placed += 1
 
-    def words(self, pos: int) -> int:
-        """Instruction words `pos`'s queue needs: instructions, NOP gap fillers and the HALT."""
+    def words(self, pos: int, extra: list[tuple[int, int]] = ()) -> int:
+        """Instruction words `pos`'s queue needs: instructions, NOP gap fillers and the HALT
+        (with `extra` (cycle, occupancy) items added)."""
         now, n = 0, 1
-        for c, occ in sorted(self.items.get(pos, [])):
+        for c, occ in sorted(self.items.get(pos, []) + list(extra)):
             if c > now:
                 n += -(-(c - now) // _NOP_MAX)
             n += 1
@@ -130,6 +131,18 @@ class Timeline:
         for _, pos, *_ in t.instrs:
             per[pos] = per.get(pos, 0) + 2
         return all(self.words(p) + n <= self.config.queue_depth for p, n in per.items())
+
+    def room_at(self, t: Template, offset: int, more: Template | None = None) -> bool:
+        """True when `t` placed at `offset` (exact words, NOPs included) plus `more` (any
+        cycles: two words per instruction) fits every queue."""
+        extra: dict[int, list[tuple[int, int]]] = {}
+        for c, pos, mn, ops, _ in t.instrs:
+            extra.setdefault(pos, []).append((c + offset, occupancy(self.config, mn, ops)))
+        loose: dict[int, int] = {}
+        for _, pos, *_ in (more.instrs if more is not None else []):
+            loose[pos] = loose.get(pos, 0) + 2
+        return all(self.words(p, extra.get(p, [])) + loose.get(p, 0) <= self.config.queue_depth
+                   for p in set(extra) | set(loose))
 
     def max_words(self) -> tuple[int, int]:
         """(words, position) of the fullest queue."""
