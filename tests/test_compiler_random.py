@@ -86,7 +86,7 @@ def test_random_program_on_model(seed: int) -> None:
 
 @pytest.mark.parametrize("sim", ["icarus", "verilator"])
 def test_random_programs_on_rtl(sim: str) -> None:
-    for seed in (100, 101):
+    for seed in ((100,) if sim == "icarus" else (100, 101)):
         g, inputs, ref, desc = random_program(seed)
         prog = tspc.compile(g)
         res = prog.run(inputs, backend=sim)
