@@ -249,19 +249,14 @@ def test_unit_programs_match_model_expectations() -> None:
     generator expects (BAD_MAP, ILLEGAL at the patched VCFG; RANGE from data-dependent shift
     amounts allowed on top, `UnitProgram.err_problem`) and the predicted cycle count,
     and 40 of them cover every VXM item (so the cocotb runs can only fail on the hardware)."""
-    from sim import TspModel
     from tb.randunits import random_unit_program, vxm_coverage_wanted
+    from tb.test_top import run_model
     from tsp.config import TspConfig
     cfg = TspConfig.profile("full")
     covered: set[str] = set()
     for i in range(40):
         up = random_unit_program(cfg, 11 * 100_003 + i)
-        m = TspModel(cfg)
-        for p, words in up.program.queues.items():
-            m.load_queue(p, list(words))
-        for p, a, blob in up.program.data:
-            m.write_mem(p, a, blob)
-        res = m.run()
+        _, res = run_model(cfg, up.program.queues, up.program.data, trace=False)
         why = up.err_problem(res.err_flags, res.err_position, res.err_bit, res.err_cycle)
         assert why is None, f"seed {11 * 100_003 + i}: model {why} (generator " \
                             f"{up.expected_err})\n{up.listing()}"
@@ -276,19 +271,14 @@ def test_chain_program_matches_reference_on_model() -> None:
     (requantize_ref) read back from its memories, no errors, the predicted cycles."""
     import numpy as np
 
-    from sim import TspModel
     from tb.randunits import chain_program, read_result
+    from tb.test_top import run_model
     from tsp.config import TspConfig
     cfg = TspConfig.profile("full")
     for seed in (1, 2, 3):
         cp = chain_program(cfg, seed)
         assert set(cp.expected) == {"Y1", "Y2", "Z1"}
-        m = TspModel(cfg)
-        for p, words in cp.program.queues.items():
-            m.load_queue(p, list(words))
-        for p, a, blob in cp.program.data:
-            m.write_mem(p, a, blob)
-        res = m.run()
+        m, res = run_model(cfg, cp.program.queues, cp.program.data, trace=False)
         assert res.err_flags == 0 and res.cycles == cp.program.predicted_cycles
         for name, exp in cp.expected.items():
             got = read_result(cfg, cp.outputs[name], m.read_mem)
