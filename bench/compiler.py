@@ -94,7 +94,7 @@ def _matmul_case(name: str, kind: str, m: int, k: int, n: int, seed: int) -> Cas
 
 
 def _mlp_case() -> Case:
-    from mlp_digits import BATCH, graph
+    from mlp_digits import BATCH
 
     from tspc import mlp
 
@@ -102,7 +102,7 @@ def _mlp_case() -> Case:
         _, q, _ = mlp.build_example()
         _, _, xte, _ = mlp.load_digits_int8()
         xb = xte[:BATCH]
-        return graph(q, BATCH, "full"), {"x": xb}, {"logits": mlp.reference_forward(q, xb)[-1]}
+        return mlp.graph(q, BATCH, "full"), {"x": xb}, {"logits": mlp.reference_forward(q, xb)[-1]}
     # 64-32-10 (tspc.mlp.build_example's defaults)
     return Case("example MLP", "mlp", "full", ((BATCH, 64, 32), (BATCH, 32, 10)), make)
 

@@ -26,16 +26,6 @@ from tspc import mlp
 BATCH = 120
 
 
-def graph(q: mlp.QuantMLP, batch: int, profile: str = "full") -> tspc.Graph:
-    g = tspc.Graph(profile)
-    h = g.input("x", (batch, q.layers[0].W.shape[0]))
-    for i, L in enumerate(q.layers):
-        h = g.requantize(h @ g.const(f"w{i}", L.W), L.m, L.s, L.z, bias=L.bias, relu=L.relu,
-                         name=f"h{i}")
-    g.output("logits", h)
-    return g
-
-
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--backend", default="model", choices=tspc.BACKENDS)
@@ -47,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
     _, _, Xte, yte = mlp.load_digits_int8()
     if args.samples:
         Xte, yte = Xte[:args.samples], yte[:args.samples]
-    prog = tspc.compile(graph(q, BATCH, args.profile))
+    prog = tspc.compile(mlp.graph(q, BATCH, args.profile))
     print(prog.summary())
     logits, cycles, secs = [], 0, 0.0
     for s in range(0, len(Xte), BATCH):

@@ -124,20 +124,10 @@ def test_mlp_digits_equals_int8_reference_on_model() -> None:
     from tspc import mlp
     _, q, _ = mlp.build_example()
     _, _, Xte, _ = mlp.load_digits_int8()
-    g = mlp_graph(q, 120)
+    g = mlp.graph(q, 120)
     prog = tspc.compile(g)
     res = prog.run({"x": Xte[:120]})
     assert np.array_equal(res.outputs["logits"], mlp.reference_forward(q, Xte[:120])[-1])
-
-
-def mlp_graph(q, batch: int) -> Graph:
-    g = Graph("full")
-    h = g.input("x", (batch, q.layers[0].W.shape[0]))
-    for i, L in enumerate(q.layers):
-        h = g.requantize(h @ g.const(f"w{i}", L.W), L.m, L.s, L.z, bias=L.bias, relu=L.relu,
-                         name=f"h{i}")
-    g.output("logits", h)
-    return g
 
 
 def test_segments_fit_queues() -> None:

@@ -51,12 +51,7 @@ def test_gemv_and_ragged_shapes_on_rtl(sim: str) -> None:
 def _mlp():
     _, q, _ = mlp.build_example()
     _, _, Xte, _ = mlp.load_digits_int8()
-    g = tspc.Graph("full")
-    h = g.input("x", (120, 64))
-    for i, L in enumerate(q.layers):
-        h = g.requantize(h @ g.const(f"w{i}", L.W), L.m, L.s, L.z, bias=L.bias, relu=L.relu)
-    g.output("logits", h)
-    return q, Xte, tspc.compile(g)
+    return q, Xte, tspc.compile(mlp.graph(q, 120))
 
 
 def test_mlp_digits_on_rtl() -> None:

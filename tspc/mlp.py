@@ -214,6 +214,19 @@ def reference_forward(q: QuantMLP, xq: np.ndarray) -> list[np.ndarray]:
     return outs
 
 
+def graph(q: QuantMLP, batch: int, profile: str = "full"):
+    """The chip program of `q` for a batch of `batch` samples: `x @ W + bias` requantized
+    (ReLU on the hidden layers) per layer, output "logits" (int8); a `tspc.Graph`."""
+    from tspc.graph import Graph
+    g = Graph(profile)
+    h = g.input("x", (batch, q.layers[0].W.shape[0]))
+    for i, L in enumerate(q.layers):
+        h = g.requantize(h @ g.const(f"w{i}", L.W), L.m, L.s, L.z, bias=L.bias, relu=L.relu,
+                         name=f"h{i}")
+    g.output("logits", h)
+    return g
+
+
 def predict(q: QuantMLP, xq: np.ndarray) -> np.ndarray:
     """Labels: argmax of the int8 logits (the first maximum on ties, as numpy's argmax)."""
     return np.argmax(reference_forward(q, xq)[-1], axis=1)
