@@ -3,7 +3,8 @@
 #   ./dev.sh build   create .venv, install the package, emit the default profile's Verilog
 #   ./dev.sh test    install Icarus (apt) and the test extras, set up Verilator, run pytest
 # Environment: TSP_VENV (virtualenv folder, default .venv), PYTHON (interpreter used to create it,
-# default python3), PYTEST_ARGS (extra pytest arguments, e.g. "-k icarus -x").
+# default python3), PYTEST_ARGS (extra pytest arguments, e.g. "-k icarus -x"), TSP_TEST_WORKERS
+# (pytest-xdist workers, default auto = one per core; 0 runs in one process).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,9 +73,12 @@ cmd_test() {
     pip_install -e '.[test]'
     setup_verilator
     echo "== $(iverilog -V 2>/dev/null | head -n 1)"
-    echo "== pytest"
+    # One pytest-xdist worker per core; a test file stays on one worker (its module fixtures
+    # are built once), and simulator builds are shared through file locks (tb/simbuild.py).
+    echo "== pytest (-n ${TSP_TEST_WORKERS:-auto} --dist loadfile)"
     # shellcheck disable=SC2086
-    "$VENV/bin/python" -m pytest --durations=20 ${PYTEST_ARGS:-}
+    "$VENV/bin/python" -m pytest -n "${TSP_TEST_WORKERS:-auto}" --dist loadfile --durations=20 \
+        ${PYTEST_ARGS:-}
 }
 
 case "${1:-}" in

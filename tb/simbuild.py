@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
@@ -54,6 +56,21 @@ class SimulatorError(RuntimeError):
     """A simulator is missing, too old, or its build of a profile failed."""
 
 
+@contextlib.contextmanager
+def _locked(name: str):
+    """Hold an exclusive lock (build/locks/<name>.lock) across processes, so pytest-xdist
+    workers and parallel `run_rtl` calls emit each Verilog and build each simulator model
+    once, and none uses a half-written one."""
+    folder = ROOT / "build" / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 # ---- Verilog ----------------------------------------------------------------------------------
 def _source_key(profile: str, debug: bool) -> str:
     """Hash of everything the emitted Verilog depends on: hdl/ and tsp/ sources, the profile,
@@ -85,11 +102,12 @@ def emitted_verilog(profile: str, debug: bool) -> Path:
         digest = _source_key(profile, debug)
         verilog = out / "tsp_top.v"
         t0 = time.monotonic()
-        if not (verilog.exists() and stamp.exists() and stamp.read_text() == digest):
-            if stamp.exists():
-                stamp.unlink()
-            verilog = emit_verilog(TspConfig.profile(profile), out, debug=debug)
-            stamp.write_text(digest)
+        with _locked(f"rtl-{out.name}"):
+            if not (verilog.exists() and stamp.exists() and stamp.read_text() == digest):
+                if stamp.exists():
+                    stamp.unlink()
+                verilog = emit_verilog(TspConfig.profile(profile), out, debug=debug)
+                stamp.write_text(digest)
         _VERILOG[key] = verilog
         EMIT_SECONDS[out.name] = time.monotonic() - t0
     return _VERILOG[key]
@@ -216,13 +234,21 @@ def build_sim(sim: str, profile: str, waves: bool = False) -> tuple[object, Path
     digest = hashlib.sha256("\n".join(
         [version, repr(sorted(kwargs.items())), opt, str(verilog)]).encode()
         + verilog.read_bytes()).hexdigest()
-    stamp = build_dir / "build.sha256"
     runner = get_runner(sim)
     t0 = time.monotonic()
+    with _locked(f"sim-{build_dir.name}"):
+        _build_unless_stamped(sim, profile, key, runner, build_dir, verilog, digest, kwargs)
+    TIMINGS[f"build {build_dir.name}"] = time.monotonic() - t0
+    _BUILDS[key] = (runner, build_dir)
+    return _BUILDS[key]
+
+
+def _build_unless_stamped(sim: str, profile: str, key: tuple, runner, build_dir: Path,
+                          verilog: Path, digest: str, kwargs: dict) -> None:
+    """Build, unless the on-disk stamp says this build is already there (lock held)."""
+    stamp = build_dir / "build.sha256"
     if stamp.exists() and stamp.read_text() == digest and _output_of(sim, build_dir).exists():
-        TIMINGS[f"build {build_dir.name}"] = time.monotonic() - t0
-        _BUILDS[key] = (runner, build_dir)
-        return _BUILDS[key]
+        return
     log = build_dir / "build.log"
     build_dir.mkdir(parents=True, exist_ok=True)
     if stamp.exists():
@@ -234,7 +260,7 @@ def build_sim(sim: str, profile: str, waves: bool = False) -> tuple[object, Path
         os.environ["MAKEFLAGS"] = ((saved or "") + " " + VERILATOR_OPT).strip()
     try:
         runner.build(sources=[verilog], hdl_toplevel=TOPLEVEL, build_dir=build_dir,
-                     waves=waves, always=True, log_file=log, **kwargs)
+                     waves=key[2], always=True, log_file=log, **kwargs)
     except (SystemExit, OSError, RuntimeError, ValueError) as e:  # runner: SystemExit
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         _FAILED[key] = (f"{sim} build of profile {profile} failed ({e}); log {log}:\n{tail}")
@@ -245,6 +271,3 @@ def build_sim(sim: str, profile: str, waves: bool = False) -> tuple[object, Path
         else:
             os.environ["MAKEFLAGS"] = saved
     stamp.write_text(digest)
-    TIMINGS[f"build {build_dir.name}"] = time.monotonic() - t0
-    _BUILDS[key] = (runner, build_dir)
-    return _BUILDS[key]
