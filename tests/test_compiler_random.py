@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tspc
-from tsp.vxm import EXP_TABLE, TANH_TABLE
+from tsp.vxm import EXP_TABLE, RSQRT_TABLE, TANH_TABLE
 from tspc.quant import requantize as requantize_ref
 
 
@@ -24,6 +24,21 @@ def _exp_ref(x: np.ndarray, fb: int) -> np.ndarray:
     return (np.minimum(e, 32767) >> 8).astype(np.int64)
 
 
+def _rsqrt_ref(x: np.ndarray, fb: int, ob: int) -> np.ndarray:
+    """docs/compiler.md: RSQRT(x << (12 - 2 ob - fb)) >> 24, the RSQRT of docs/vxm.md section 4
+    (x <= 0: 2^31 - 1), written out here per element from the table."""
+    out = np.empty(x.shape, dtype=np.int64)
+    for idx, v in np.ndenumerate(x.astype(np.int64) << (12 - 2 * ob - fb)):
+        if v <= 0:
+            y = (1 << 31) - 1
+        else:
+            e2 = (int(v).bit_length() - 1) & ~1
+            j = v << (8 - e2) if e2 <= 8 else v >> (e2 - 8)
+            y = int(RSQRT_TABLE[j]) << (15 - e2 // 2)
+        out[idx] = y >> 24
+    return out
+
+
 def random_program(seed: int):
     """(graph, inputs, expected outputs, description) of a random chain of 1-4 operations on
     one or two int8 inputs."""
@@ -35,7 +50,8 @@ def random_program(seed: int):
     cur, ref, desc = x, X.astype(np.int64), [f"x {m}x{k}"]
     inputs = {"x": X}
     for i in range(int(rng.integers(1, 5))):
-        op = rng.choice(["matmul", "matmul", "add", "max", "relu", "tanh", "exp", "transpose"])
+        op = rng.choice(["matmul", "matmul", "add", "max", "relu", "tanh", "exp", "transpose",
+                         "reshape", "rsqrt"])
         mm, kk = ref.shape
         if op == "matmul":
             n = int(rng.integers(1, 30))
@@ -66,12 +82,29 @@ def random_program(seed: int):
             cur = g.tanh(cur, fb) if op == "tanh" else g.exp(cur, fb)
             ref = _tanh_ref(ref, fb) if op == "tanh" else _exp_ref(ref, fb)
             desc.append(f"{op}(frac_bits={fb})")
+        elif op == "reshape":             # a factorisation of the element count, 2 to 320
+            count = mm * kk               # columns if there is one ((N, 1): one word a row)
+            rows = [d for d in range(1, count + 1) if count % d == 0 and
+                    2 <= count // d <= 320] or [count]
+            r2 = int(rng.choice(rows))
+            shape = (count,) if r2 == 1 and rng.random() < 0.5 else (r2, count // r2)
+            cur = g.reshape(cur, shape)
+            ref = ref.reshape(shape[-1]).reshape(1, -1) if len(shape) == 1 else \
+                ref.reshape(shape)
+            desc.append(f"reshape{shape}")
+        elif op == "rsqrt":
+            fb = int(rng.integers(0, 9))
+            ob = int(rng.integers(0, (12 - fb) // 2 + 1))
+            cur, ref = g.rsqrt(cur, fb, ob), _rsqrt_ref(ref, fb, ob)
+            desc.append(f"rsqrt(frac_bits={fb}, out_frac_bits={ob})")
         else:
             cur, ref = g.transpose(cur), ref.T.copy()
             desc.append("transpose")
     if cur is x:                                  # nothing computed: one more relu
         cur, ref = g.relu(cur), np.maximum(ref, 0)
     g.output("out", cur)
+    if cur.vector:                                # a 1-D result comes back 1-D
+        ref = ref.reshape(-1)
     return g, inputs, ref, " -> ".join(desc)
 
 

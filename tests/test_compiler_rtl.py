@@ -111,3 +111,25 @@ def test_transpose_on_rtl(sim: str) -> None:
     res = prog.run({"x": X}, backend=sim)
     assert np.array_equal(res.outputs["y"], X.T)
     assert res.cycles == prog.predicted_cycles
+
+
+def test_reshape_and_rsqrt_on_rtl() -> None:
+    """An element-moving reshape (SXM SHIFTs, VXM byte merge, zero padding) feeding a matmul,
+    and rsqrt (SHL pre-shift, RSQRT table, top byte) on Verilator: equal to numpy's reshape and
+    to tspc.quant.rsqrt_int8, at the predicted cycle count."""
+    from tspc.quant import rsqrt_int8
+    rng = np.random.default_rng(15)
+    X = rng.integers(-128, 128, size=(3, 10))
+    W = rng.integers(-128, 128, size=(6, 5))
+    g = tspc.Graph("full")
+    x = g.input("x", X.shape)
+    r = g.reshape(x, (5, 6))
+    g.output("r", r)
+    g.output("y", r @ g.const("w", W))
+    g.output("q", g.rsqrt(x, frac_bits=5, out_frac_bits=3))
+    prog = tspc.compile(g)
+    res = prog.run({"x": X}, backend="verilator")
+    assert np.array_equal(res.outputs["r"], X.reshape(5, 6))
+    assert np.array_equal(res.outputs["y"], X.reshape(5, 6) @ W)
+    assert np.array_equal(res.outputs["q"], rsqrt_int8(X, 5, 3))
+    assert res.segment_cycles == prog.segment_cycles and res.cycles == prog.predicted_cycles

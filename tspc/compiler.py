@@ -122,6 +122,8 @@ class CompiledProgram:
                             writes.append((p, a + i, row.astype(np.int8).tobytes()))
             else:
                 writes += self._act_writes(st, value)
+        for p, a in self.lowered.zeros:                 # zero words (reshape merges)
+            writes.append((p, a, bytes(n)))
         for c, blocks in self.lowered.biases:
             for nb in range(blocks.shape[0]):
                 planes = split_sg4(blocks[nb].astype(np.int32))

@@ -10,6 +10,8 @@ import numpy as np
 
 from tsp.config import TspConfig
 
+from .reshape import MAX_PIECES, is_word_view, reshape_pieces
+
 __all__ = ["DTYPES", "Graph", "Tensor", "TspcError"]
 
 DTYPES = ("int8", "int32")
@@ -91,7 +93,8 @@ class Graph:
     Operations: `input`, `const`, `matmul` (int8 x int8 -> int32), `requantize` (int32 ->
     int8: optional per-channel int32 bias, fixed-point multiplier, rounding shift, zero point,
     ReLU), `relu`, `add`, `sub`, `minimum`, `maximum` (int8, saturating), `tanh` and `exp`
-    (int8 fixed point -> int8 Q7), `transpose` (int8, SXM), `output`. Tensors are 2-D (rows,
+    (int8 fixed point -> int8 Q7), `rsqrt` (int8 fixed point -> int8), `transpose` (int8,
+    SXM), `reshape` (row-major; a view or SXM + VXM moves), `output`. Tensors are 2-D (rows,
     columns); 1-D vectors are one row.
     """
 
@@ -184,8 +187,9 @@ class Graph:
                    bias=None, relu: bool = False, name: str | None = None) -> Tensor:
         """int32 -> int8 on the VXM: `sat8(RDIVPOT(SRDHM(x + bias, multiplier), shift) +
         zero_point)`, then with `relu` `max(., zero_point)` (the code of real 0, as TFLite's
-        fused ReLU) (docs/vxm.md section 3: gemmlowp / TFLite arithmetic). `multiplier` is the Q31 integer in [2^30, 2^31), `shift` 0..31,
-        `bias` None or an int32 vector of the column count (per output channel)."""
+        fused ReLU) (docs/vxm.md section 3: gemmlowp / TFLite arithmetic). `multiplier` is the
+        Q31 integer in [2^30, 2^31), `shift` 0..31, `bias` None or an int32 vector of the column
+        count (per output channel)."""
         x = self._own(x, "requantize", "input")
         where = f"requantize of {x.name!r}"
         if x.op != "matmul":
@@ -279,21 +283,94 @@ class Graph:
         softmax; x > 0 gives exp(0)) -> int8 Q7 = min(EXP_Q15, 32767) >> 8 (docs/vxm.md)."""
         return self._func("exp", x, frac_bits, name)
 
-    def reshape(self, x: Tensor, shape) -> Tensor:
-        """A reshape that keeps every element in its MEM word: (K,) <-> (1, K), or the same
-        shape. Other reshapes move elements between words and lanes (an SXM shift-and-merge
-        per row) and are rejected: not supported yet."""
+    def rsqrt(self, x: Tensor, frac_bits: int = 4, out_frac_bits: int = 4,
+              name: str | None = None) -> Tensor:
+        """1/sqrt of an int8 fixed-point tensor (value x / 2^frac_bits) -> int8 (value
+        y / 2^out_frac_bits), one VXM pass: y = RSQRT(x << p) >> 24 with the pre-shift
+        p = 12 - 2*out_frac_bits - frac_bits >= 0 (docs/compiler.md section 1): floor of
+        2^out_frac_bits / sqrt(value) up to the table's rounding, at most 64 (at x = 1, p = 0);
+        x <= 0 gives 127. `tspc.quant.rsqrt_int8` is the numpy reference."""
+        x = self._own(x, "rsqrt", "input")
+        where = f"rsqrt of {x.name!r}"
+        for val, what, hi in ((frac_bits, "frac_bits", 8), (out_frac_bits, "out_frac_bits", 6)):
+            if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or \
+                    not 0 <= int(val) <= hi:
+                raise TspcError(f"{where}: {what} must be an integer in [0, {hi}], not {val!r}")
+        p = 12 - 2 * int(out_frac_bits) - int(frac_bits)
+        if p < 0:
+            raise TspcError(
+                f"{where}: frac_bits = {frac_bits} with out_frac_bits = {out_frac_bits} needs "
+                f"2 * out_frac_bits + frac_bits <= 12 (the result is the top byte of RSQRT(x << "
+                f"p), p = 12 - 2 * out_frac_bits - frac_bits = {p} < 0; its largest value, "
+                f"2^(out_frac_bits + frac_bits/2) at x = 1, must be at most 64)")
+        return self._elementwise("rsqrt", (x,), name, frac_bits=int(frac_bits),
+                                 out_frac_bits=int(out_frac_bits), preshift=p)
+
+    def reshape(self, x: Tensor, shape, name: str | None = None) -> Tensor:
+        """Row-major (numpy) reshape to `shape`: an int (K,) or a 1-D / 2-D tuple, one
+        dimension may be -1 (inferred). A view of the same MEM words when no element moves:
+        (K,) <-> (1, K), the same shape, or a flatten (M, K) -> (1, M*K) / (M*K,) with K a
+        multiple of the lane count; otherwise (int8 only) the elements are moved on the chip:
+        SXM SHIFTs of the pieces of each result word, merged by a VXM pass (docs/compiler.md
+        section 3)."""
         x = self._own(x, "reshape", "input")
-        shp, vec = _shape(shape, f"reshape of {x.name!r}")
-        if shp != x.shape:
-            old = (x.shape[1],) if x.vector else x.shape
-            raise TspcError(f"reshape of {x.name!r} from {old} to {tuple(shape)}: moves "
-                            f"elements between MEM words (an SXM shift-and-merge per row), "
-                            f"which the compiler does not support yet; only (K,) <-> (1, K)")
-        if vec == x.vector:
-            return x
-        return self._add(Tensor(self, self._name(None, "reshape"), x.shape, x.dtype, "view",
-                                (x,), vector=vec))
+        old = (x.shape[1],) if x.vector else x.shape
+        what = f"reshape of {x.name!r} from {old} to {shape!r}"
+        dims = (shape,) if isinstance(shape, (int, np.integer)) and \
+            not isinstance(shape, bool) else shape
+        try:
+            dims = tuple(dims)
+        except TypeError:
+            raise TspcError(f"{what}: the shape must be an int or a tuple of ints") from None
+        if len(dims) not in (1, 2) or any(isinstance(d, bool) or not isinstance(
+                d, (int, np.integer)) for d in dims):
+            raise TspcError(f"{what}: the shape must be 1-D (n,) or 2-D (rows, columns) of "
+                            f"integers")
+        dims = tuple(int(d) for d in dims)
+        count = x.shape[0] * x.shape[1]
+        if sum(d == -1 for d in dims) > 1 or any(d < 1 and d != -1 for d in dims):
+            raise TspcError(f"{what}: dimensions must be positive, with at most one -1")
+        if -1 in dims:
+            known = int(np.prod([d for d in dims if d != -1]))
+            if count % known:
+                raise TspcError(f"{what}: cannot infer -1: {count} elements are not a "
+                                f"multiple of {known}")
+            dims = tuple(count // known if d == -1 else d for d in dims)
+        if int(np.prod(dims)) != count:
+            raise TspcError(f"{what}: {count} elements cannot take shape {dims} "
+                            f"({int(np.prod(dims))} elements)")
+        shp, vec = _shape(dims, what)
+        base = x                       # a reshape of a reshape is a reshape of the original
+        while base.op in ("view", "reshape"):
+            base = base.args[0]
+        if shp == base.shape and vec == base.vector:
+            return base
+        n = self.config.vec_bytes
+        if shp == base.shape or (base.dtype == "int8" and is_word_view(base.shape, shp, n)):
+            return self._add(Tensor(self, self._name(name, "reshape"), shp, base.dtype, "view",
+                                    (base,), vector=vec))
+        if base.dtype != "int8":
+            raise TspcError(f"{what}: {base.name!r} is {base.dtype}; only int8 tensors are "
+                            f"reshaped on the chip (int32 only as (K,) <-> (1, K)): "
+                            f"requantize first")
+        cfg = self.config
+        missing = [u for u in ("sxm", "vxm") if u not in cfg.units]
+        if missing:
+            raise TspcError(f"{what}: moves elements between MEM words, which needs the SXM "
+                            f"and the VXM; profile {cfg.name!r} has no {' and no '.join(missing)}"
+                            f" (units {cfg.units}); use the 'full' profile")
+        if cfg.mem_slices < 4 or cfg.streams < 8:
+            raise TspcError(f"{what}: profile {cfg.name!r} needs at least 4 MEM slices per "
+                            f"hemisphere and 8 streams to merge the pieces of a word")
+        worst = max(((len(p), w) for w, p in reshape_pieces(base.shape, shp, n).items()),
+                    default=(0, None))
+        if worst[0] > MAX_PIECES:
+            raise TspcError(f"{what}: result word {worst[1]} (row, column block) gathers "
+                            f"{worst[0]} pieces of different source words; one VXM pass "
+                            f"merges at most {MAX_PIECES} (not supported for {n}-lane "
+                            f"vectors with such short rows)")
+        return self._add(Tensor(self, self._name(name, "reshape"), shp, "int8", "reshape",
+                                (base,), vector=vec))
 
     def transpose(self, x: Tensor, name: str | None = None) -> Tensor:
         """int8 (M, K) -> (K, M) through the SXM's TRANSPOSE of n x n blocks (each block's rows

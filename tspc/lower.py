@@ -16,6 +16,7 @@ from tsp import isa
 from tsp.config import TspConfig
 
 from .graph import Graph, Tensor, TspcError
+from .reshape import reshape_pieces
 from .schedule import SelfConflict, Template, Timeline
 
 __all__ = ["Copy", "Lowered", "Store", "lower"]
@@ -80,6 +81,7 @@ class Lowered:
     stores: dict[str, Store]              # tensor name -> Store
     host: list[Tensor]                    # inputs and consts that the chip reads
     biases: list[tuple[Copy, np.ndarray]]  # int32 bias planes and their values
+    zeros: list[tuple[int, int]] = field(default_factory=list)   # (position, address) = 0
 
     @property
     def predicted_cycles(self) -> int:
@@ -118,6 +120,7 @@ class _Lowerer:
         self.segments: list[Segment] = []
         self.biases: list[tuple[Copy, np.ndarray]] = []     # (planes, (blocks, n) int32)
         self.salt = {h: 0 for h in SIDES}
+        self.zero_words: dict[int, int] = {}                # position -> address of a 0 word
         self.usage: dict[str, dict[str, int]] = {h: {} for h in SIDES}   # words per tensor
         self.mblock_max = 2 * self.n                        # two row blocks in 4n acc rows
         if cfg.streams < 8:
@@ -263,24 +266,31 @@ class _Lowerer:
         # activations by its split, an elementwise pass's operands where the pass reads
         # row block mb (its hemisphere mb % 2)
         need: dict[int, dict[str, set[int]]] = {}
-        def base(t: Tensor) -> Tensor:            # a reshape view shares its input's store
-            while t.op == "view":
-                t = t.args[0]
-            return t
+
+        def blocks(t: Tensor) -> int:
+            return -(-t.shape[0] // self.mblock(t.shape[0]))
+
+        def mark(a: Tensor, i: int, sides: tuple[str, ...]) -> None:
+            """Row block i of `a` is read in `sides`; a view passes it on to its input (a
+            flatten view's one row block covers all of them)."""
+            if a.op == "view":
+                b = a.args[0]
+                for j in ([i] if b.shape == a.shape else range(blocks(b))):
+                    mark(b, j, sides)
+                return
+            d = need.setdefault(id(a), {})
+            for h in sides:
+                d.setdefault(h, set()).add(i)
+
         for u in order:
-            if u.op not in ("matmul", "vxm", "transpose"):
+            if u.op not in ("matmul", "vxm", "transpose", "reshape"):
                 continue
             for a in (u.args[:1] if u.op == "matmul" else u.args):
-                a = base(a)
-                mb = self.mblock(a.shape[0])
-                d = need.setdefault(id(a), {})
-                for i in range(-(-a.shape[0] // mb)):
+                for i in range(blocks(a)):
                     if u.op == "matmul" and plan[id(u)] == "N":
-                        sides = SIDES
+                        mark(a, i, SIDES)
                     else:
-                        sides = (SIDES[i % 2],)
-                    for h in sides:
-                        d.setdefault(h, set()).add(i)
+                        mark(a, i, (SIDES[i % 2],))
         # host tensors first: weights then activations, so weights take the slices nearest
         host = [t for t in order if t.is_host]
         for t in sorted(host, key=lambda t: 0 if any(
@@ -295,7 +305,10 @@ class _Lowerer:
                 self.lower_transpose(mm, need)
                 continue
             if mm.op == "view":
-                self.stores[mm.name] = self.stores[base(mm).name]
+                self.stores[mm.name] = self.view_store(mm)
+                continue
+            if mm.op == "reshape":
+                self.lower_reshape(mm, need)
                 continue
             if mm.op != "matmul":
                 continue
@@ -308,7 +321,8 @@ class _Lowerer:
             if not rq and not int32_out:
                 raise TspcError(f"matmul {mm.name!r} is neither requantized nor an output")
             self.lower_matmul(mm, plan[id(mm)], rq[0] if rq else None, int32_out, need)
-        return Lowered(self.cfg, self.segments, self.stores, host, self.biases)
+        return Lowered(self.cfg, self.segments, self.stores, host, self.biases,
+                       sorted(self.zero_words.items()))
 
     def place_host(self, t: Tensor, need, consumers, plan) -> None:
         n = self.n
@@ -434,6 +448,12 @@ class _Lowerer:
                 seg, nunits = self.new_segment(layer, rq), 0
                 started = {"W": None, "E": None}
                 off = seg.find(comp, 0)
+                if not seg.room_at(comp, off):
+                    raise TspcError(
+                        f"matmul {mm.name!r}: one unit ({KB} weight tiles of {n} x {n}, K = {k})"
+                        f" needs more than the {self.cfg.queue_depth} words of a queue "
+                        f"(about 4 per tile); the compiler does not split K across segments: "
+                        f"use K <= {(self.cfg.queue_depth - 8) // 4 * n} or split the matmul")
             seg.commit(comp, off)
             started[h] = off
             flush(seg, h)
@@ -530,6 +550,13 @@ class _Lowerer:
         elif fn == "relu":
             cfg = self.stages(f"relu {t.name!r}", [("G", ("RELU", "i8", "r2", "r0", "zero"))])
             td, plane = "i8", 0
+        elif fn == "rsqrt":                     # x << p, RSQRT, the int32's top byte
+            p = t.attrs["preshift"]
+            cfg = [("VCONST", (1, p))] if p else []
+            if p:
+                cfg += self.stages(f"rsqrt {t.name!r}", [("S", ("SHL", "i32", "r2", "r0", "c1"))])
+            cfg.append(("VFUNC", ("RSQRT", "r2", "r2")))
+            td, plane = "i32", 3
         else:                                   # tanh / exp: Q8 input, Q15 -> high byte
             shift = 8 - t.attrs["frac_bits"]
             cfg = [("VCONST", (1, shift))] if shift else []
@@ -574,8 +601,8 @@ class _Lowerer:
                     if rows > 1:
                         tp.instr(1, v, "REPEAT", rows - 1, 1, occupancy_cycles=rows - 1)
                     ((op_, addr),) = st.addr(dest, mb, cb)
-                    if plane:                   # the low byte is written at the VXM too
-                        tp.stream(dd, 4, v, v, dfunc, rows)
+                    for lo in range(plane):     # the low bytes are written at the VXM too
+                        tp.stream(dd, 4 + lo, v, v, dfunc, rows)
                     tp.stream(dd, 4 + plane, v, op_, dfunc, rows)
                     self.mem_access(tp, "WRITE", op_, addr, rows, dfunc + self.hop(v, op_),
                                     _op(dd, 4 + plane), f"{t.name} ({mb},{cb}) -> {dest}")
@@ -602,6 +629,185 @@ class _Lowerer:
                                       spread=True, partners=self.partners(t), sources=sources)
         self.stores[t.name] = st
         return st
+
+    def view_store(self, v: Tensor) -> Store:
+        """The store of a view: its input's store (same shape), or for a flatten (M, K) ->
+        (1, M*K) with K a multiple of n a store of one-word blocks at the input's words."""
+        B = self.stores[v.args[0].name]
+        if v.shape == B.tensor.shape:
+            return B
+        n = self.n
+        kb = B.cblocks
+        st = Store(v, 1, 1, -(-v.shape[1] // n), kind=B.kind)
+        for h, c in B.copies.items():
+            blocks = {}
+            for cb2 in range(st.cblocks):
+                r, cb = divmod(cb2, kb)
+                mb, off = divmod(r, B.mblock)
+                if (mb, cb) in c.blocks:
+                    ((p, a),) = c.blocks[(mb, cb)]
+                    blocks[(0, cb2)] = [(p, a + off)]
+            if blocks:
+                st.copies[h] = Copy(h, blocks)
+        for cb2 in range(st.cblocks):
+            r, cb = divmod(cb2, kb)
+            side = B.written.get((r // B.mblock, cb))
+            if side is not None:
+                st.written[(0, cb2)] = side
+        return st
+
+    def zero_word(self, pos: int) -> int:
+        """A word of `pos` that the host sets to zero (for unused operand streams)."""
+        if pos not in self.zero_words:
+            a = self.alloc.take(pos, 1, (1, 0))
+            if a is None:
+                raise TspcError(f"reshape: no free word left in {self.cfg.positions[pos]} for "
+                                f"a zero word: use smaller tensors")
+            self.zero_words[pos] = a
+        return self.zero_words[pos]
+
+    def lower_reshape(self, t: Tensor, need) -> None:
+        """Row-major reshape that moves elements between words (docs/compiler.md section 3).
+        Each result word is made of pieces (tspc.reshape.reshape_pieces); piece j goes to
+        staging slot j: the four slices of one hemisphere are the slots of one int32 operand
+        (byte plane i = slice MEM_Xi, stream i). *Stage* (one template per piece): the source
+        word is READ toward the SXM of the slot's hemisphere, `SHIFT`ed by the lane offset
+        (zero fill; a second SHIFT clears the lanes above the piece when neither the piece
+        nor its source word reaches lane n-1), and WRITTEn to a fresh staging word of the
+        slot's slice. *Merge* (one template per destination hemisphere): the slots are READ so
+        that they meet at the VXM in one cycle (unused slots read a zero word), `VRUN a=i32,
+        b=i32|none`: r = a OR b, then r * 0x01010101, whose top byte is the sum of the bytes
+        of each lane, i.e. the one piece byte (pieces have disjoint lanes, so no carries); the
+        i32 result's byte plane 3 is written to the result word."""
+        n, cfg = self.n, self.cfg
+        P = cfg.position_index
+        v = self.vxm
+        sx = {0: P("SXM_W"), 1: P("SXM_E")}
+        grp = {0: [P(f"MEM_W{i}") for i in range(4)], 1: [P(f"MEM_E{i}") for i in range(4)]}
+        src_t = t.args[0]
+        S = self.stores[src_t.name]
+        m2 = t.shape[0]
+        st = self.result_store(t, need, self.mblock(m2), -(-m2 // self.mblock(m2)), (S,))
+        words = reshape_pieces(src_t.shape, t.shape, n)
+        dfunc = isa.dfunc_of(isa.BY_NAME["VRUN"], cfg)
+        vcfg = [("VCONST", (0, 0x0101)), ("VCONSTH", (0, 0x0101))] + self.stages(
+            f"reshape {t.name!r}", [("G", ("OR", "i32", "r2", "r0", "r1")),
+                                    ("M", ("MUL", "i32", "r2", "r2", "c0"))])
+        seg, count, lo, turn = self.new_segment(t.name, vcfg), 0, 0, 0
+
+        def staging_word(q: int) -> int:
+            a = self.alloc.take(q, 1, (1, 0))
+            if a is None:
+                raise TspcError(f"reshape {t.name!r}: no free word left in "
+                                f"{cfg.positions[q]} for its staging copies (one word per "
+                                f"piece): use smaller tensors")
+            return a
+
+        bd = cfg.bank_depth
+
+        def group_ok(g: int, used: int) -> bool:
+            """All 4 slices of hemisphere g have a zero word and the first `used` a free
+            word for a staging copy."""
+            try:
+                for q in grp[g]:
+                    self.zero_word(q)
+            except TspcError:
+                return False
+            return all(min(self.alloc.free[q]) < bd for q in grp[g][:used])
+
+        for r2 in range(m2):
+            mb2, i2 = divmod(r2, st.mblock)
+            for cb2 in range(st.cblocks):
+                pcs = words[(r2, cb2)]
+                if len(pcs) <= 4:               # one hemisphere, alternating, one with room
+                    order = [turn % 2, 1 - turn % 2]
+                    turn += 1
+                    groups = next(([g] for g in order if group_ok(g, len(pcs))), [])
+                else:
+                    groups = [0, 1] if group_ok(0, 4) and group_ok(1, len(pcs) - 4) else []
+                if not groups:
+                    where = "both hemispheres" if len(pcs) > 4 else "one hemisphere"
+                    raise TspcError(
+                        f"reshape {t.name!r}: result word ({r2}, {cb2}) merges {len(pcs)} "
+                        f"pieces staged in the MEM slices of {where} (MEM_W0..3 or MEM_E0..3), "
+                        f"which need a free word in each slice: the MEM is full: use smaller "
+                        f"tensors")
+                slots = {}                      # (group, i) -> staging address
+                stages = []
+                for j, pc in enumerate(pcs):
+                    g, i = groups[j // 4], j % 4
+                    q, x = grp[g][i], sx[g]
+                    din, dout = (WEST, EAST) if g == 0 else (EAST, WEST)
+                    mb, off = divmod(pc.r, S.mblock)
+                    cands = sorted((h for h, c in S.copies.items() if (mb, pc.cb) in c.blocks),
+                                   key=lambda h: h != SIDES[g])
+                    ((p, a),) = S.addr(cands[0], mb, pc.cb)
+                    sa = staging_word(q)
+                    slots[(g, i)] = sa
+                    tp = Template()
+                    hop = self.hop(p, x)
+                    self.mem_access(tp, "READ", p, a + off, 1, -2 - hop, _op(din, i),
+                                    f"{t.name} piece {j} of ({r2},{cb2})")
+                    tp.stream(din, i, p, x, -hop)
+                    k = pc.b - pc.a
+                    end = pc.a + pc.length
+                    shifts = [k] if end == n or pc.b + pc.length == n else \
+                        [n - end, pc.b + pc.length - n]
+                    c = 0
+                    for idx, kk in enumerate(shifts):
+                        src_op = _op(din, i) if idx == 0 else _op(dout, 4 + i)
+                        tp.instr(c, x, "SHIFT", src_op, _op(dout, 4 + i), kk,
+                                 note=f"{t.name} ({r2},{cb2}) lanes {pc.b}..")
+                        if idx < len(shifts) - 1:
+                            tp.stream(dout, 4 + i, x, x, c + 2)
+                            c += 2
+                    tp.stream(dout, 4 + i, x, q, c + 2)
+                    self.mem_access(tp, "WRITE", q, sa, 1, c + 2 + self.hop(x, q),
+                                    _op(dout, 4 + i), f"{t.name} staged piece {j}")
+                    stages.append(tp)
+                merges = []
+                for dest in [h for h in SIDES if h in st.copies and
+                             (mb2, cb2) in st.copies[h].blocks]:
+                    tm = Template()
+                    ops = []
+                    for g in groups:
+                        dr = EAST if g == 0 else WEST
+                        for i in range(4):
+                            q = grp[g][i]
+                            a = slots.get((g, i))
+                            if a is None:
+                                a = self.zero_word(q)
+                            hop = self.hop(q, v)
+                            tm.stream(dr, i, q, v, -hop)
+                            self.mem_access(tm, "READ", q, a, 1, -2 - hop, _op(dr, i),
+                                            f"{t.name} ({r2},{cb2}) slot {g},{i}")
+                        ops.append(_op(dr, 0))
+                    dd = WEST if dest == "W" else EAST
+                    b_op, tb = (ops[1], "i32") if len(ops) == 2 else (ops[0], "none")
+                    tm.instr(0, v, "VRUN", ops[0], "i32", b_op, tb, _op(dd, 4), "i32", "wrap",
+                             note=f"{t.name} merge ({r2},{cb2}) -> {dest}")
+                    ((pd, ad),) = st.addr(dest, mb2, cb2)
+                    for b in range(3):          # bytes 0..2 of the int32 are not written
+                        tm.stream(dd, 4 + b, v, v, dfunc)
+                    tm.stream(dd, 7, v, pd, dfunc)
+                    self.mem_access(tm, "WRITE", pd, ad + i2, 1, dfunc + self.hop(v, pd),
+                                    _op(dd, 7), f"{t.name} ({r2},{cb2}) -> {dest}")
+                    st.written[(mb2, cb2)] = dest
+                    merges.append(tm)
+                if not seg.room(Template.merged(stages + merges)):
+                    self.close_segment(seg, t.name, count)
+                    seg, count, lo = self.new_segment(t.name, vcfg), 0, 0
+                ready, first = 0, None
+                for tp in stages:
+                    off = seg.find(tp, lo)
+                    seg.commit(tp, off)
+                    first = off if first is None else min(first, off)
+                    ready = max(ready, off + tp.latest() + 1)
+                for tm in merges:
+                    seg.commit(tm, seg.find(tm, ready - tm.earliest()))
+                lo = max(0, first - 16)
+                count += 1
+        self.close_segment(seg, t.name, count)
 
     def temp_word(self, t: Tensor, pos: int, not_bank: int | None = None) -> int:
         bd = self.cfg.bank_depth

@@ -108,3 +108,50 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
         raise ValueError(f"quantize_multiplier: real multiplier {real!r} needs a right "
                          f"shift of {s} (> 31)")
     return m, s
+
+
+# ---- RSQRT (docs/vxm.md section 4) and Graph.rsqrt (docs/compiler.md section 1) -------------
+def rsqrt_table() -> np.ndarray:
+    """RSQRT_TABLE as docs/vxm.md defines it: entry j = round(2^19 / sqrt(j)) (half up) for
+    256 <= j < 1024; entries below 256 are never used (0). int64."""
+    j = np.arange(1024, dtype=np.float64)
+    t = np.zeros(1024, dtype=np.int64)
+    t[256:] = np.floor(2.0 ** 19 / np.sqrt(j[256:]) + 0.5).astype(np.int64)
+    return t
+
+
+def vxm_rsqrt(x: ArrayLike) -> np.ndarray:
+    """The VXM's RSQRT function of int32 values: x <= 0 gives 2^31 - 1; else with e the index
+    of the highest set bit of x and e2 = e rounded down to even, j = x << (8 - e2) (e2 <= 8) or
+    x >> (e2 - 8), y = RSQRT_TABLE[j] << (15 - e2/2) (~ 2^30 / sqrt(x)). int64 out."""
+    a = _as_int32_values("rsqrt x", x)
+    pos = a > 0
+    v = np.where(pos, a, 1)
+    e = np.zeros_like(v)
+    for k in range(1, 32):
+        e += (v >> k) > 0
+    e2 = e & ~1
+    j = np.where(e2 <= 8, v << np.maximum(8 - e2, 0), v >> np.maximum(e2 - 8, 0))
+    y = rsqrt_table()[j] << (15 - e2 // 2)
+    return np.where(pos, y, INT32_MAX).astype(np.int64)
+
+
+def rsqrt_preshift(frac_bits: int, out_frac_bits: int) -> int:
+    """The left shift p = 12 - 2*out_frac_bits - frac_bits applied to the int8 input before
+    RSQRT so that the result's top byte (y >> 24) is 2^out_frac_bits / sqrt(x / 2^frac_bits)."""
+    return 12 - 2 * out_frac_bits - frac_bits
+
+
+def rsqrt_int8(x: ArrayLike, frac_bits: int, out_frac_bits: int) -> np.ndarray:
+    """Graph.rsqrt's exact integer result for int8 `x` (value x / 2^frac_bits): int8 (value
+    y / 2^out_frac_bits) = RSQRT(x << p) >> 24 with p = rsqrt_preshift(...) in 0..12, i.e.
+    floor(2^out_frac_bits / sqrt(x / 2^frac_bits)) up to the table's rounding (at most 64);
+    x <= 0 gives 127 (the top byte of 2^31 - 1)."""
+    p = rsqrt_preshift(frac_bits, out_frac_bits)
+    if not 0 <= p <= 24:
+        raise ValueError(f"rsqrt_int8: pre-shift 12 - 2*{out_frac_bits} - {frac_bits} = {p} "
+                         f"is outside 0..24")
+    a = np.asarray(x).astype(np.int64)
+    if a.size and (a.min() < INT8_MIN or a.max() > INT8_MAX):
+        raise ValueError("rsqrt_int8: x must be int8 values")
+    return (vxm_rsqrt(a << p) >> 24).astype(np.int8)
