@@ -5,9 +5,9 @@
 
     python bench/compiler.py [--rtl icarus|verilator] [--quick]
 
-Rows: the examples (GEMV 1x256x64 and GEMM 64x64x64 on `default`, the digits MLP 64-32-10 at a
-batch of 120 on `full`) and a sweep: GEMV 1 x K x N for K, N in {64, 128, 256} and GEMM M x K x N
-for (16,16,16), (32,32,32), (64,64,64), (128,64,64), (64,128,128), (96,40,72) on `default`
+Rows: the examples (GEMV 1x256x64 and GEMM 64x64x64, the digits MLP 64-32-10 at a batch of 120,
+all on `full`, the 8-lane slice) and a sweep: GEMV 1 x K x N for K, N in {64, 128, 256} and GEMM M x K x N
+for (16,16,16), (32,32,32), (64,64,64), (128,64,64), (64,128,128), (96,40,72) on `full`
 (`--quick`: a few of them). Every row is compiled, run on the golden model (once plainly, timed,
 and once with activity records), checked (outputs == numpy, measured cycles == predicted, per
 segment) and, with `--rtl`, run on the RTL too (cycles and outputs must equal). A wrong result or
@@ -81,7 +81,7 @@ def _matmul_case(name: str, kind: str, m: int, k: int, n: int, seed: int) -> Cas
     def make():
         rng = np.random.default_rng(seed)
         B = rng.integers(-128, 128, size=(k, n), dtype=np.int64)
-        g = tspc.Graph("default")
+        g = tspc.Graph("full")
         if kind == "gemv":                      # batch 1: a 1-D input, as examples/gemv.py
             x = rng.integers(-128, 128, size=k, dtype=np.int64)
             a = g.input("x", (k,))
@@ -90,7 +90,7 @@ def _matmul_case(name: str, kind: str, m: int, k: int, n: int, seed: int) -> Cas
             a = g.input("x", (m, k))
         g.output("y", a @ g.const("w", B))
         return g, {"x": x}, {"y": x @ B}
-    return Case(name, kind, "default", ((m, k, n),), make)
+    return Case(name, kind, "full", ((m, k, n),), make)
 
 
 def _mlp_case() -> Case:

@@ -1,7 +1,7 @@
 """Tiled int8 GEMM on the TSP slice: C = A @ B, (M x K) @ (K x N) -> int32, tiled over both MXMs.
 
     python examples/gemm.py [--m 64 --k 64 --n 64] [--backend model|icarus|verilator]
-                            [--profile default] [--plot build/reports/gemm.png]
+                            [--profile full] [--plot build/reports/gemm.png]
 
 Compiles the program, runs it on the chosen backend through the host port's memory layout, checks
 the result against numpy and the measured cycle count against the compiler's prediction, and
@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--m", type=int, default=64)
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--profile", default="full",
+                    help="profile (default: full, the 8-lane slice; `default` is 4 lanes)")
     ap.add_argument("--backend", default="model", choices=tspc.BACKENDS)
     ap.add_argument("--waves", action="store_true", help="write an FST waveform (RTL)")
     ap.add_argument("--plot", default="", help="activity PNG path (golden model only)")

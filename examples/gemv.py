@@ -1,6 +1,6 @@
 """GEMV at batch 1 on the TSP slice: y = x @ W, x (K,) int8, W (K x N) int8 -> int32 (N,).
 
-    python examples/gemv.py [--k 256 --n 64] [--backend model|icarus|verilator] [--profile default]
+    python examples/gemv.py [--k 256 --n 64] [--backend model|icarus|verilator] [--profile full]
 
 At batch 1 every weight is used once, so the MXMs wait for weights: each 8 x 8 tile takes n
 cycles of LW on one stream. The script prints the cycle count against the stream-bandwidth
@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=256)
     ap.add_argument("--n", type=int, default=64)
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--profile", default="full",
+                    help="profile (default: full, the 8-lane slice; `default` is 4 lanes)")
     ap.add_argument("--backend", default="model", choices=tspc.BACKENDS)
     ap.add_argument("--waves", action="store_true")
     args = ap.parse_args(argv)

@@ -16,6 +16,9 @@ __all__ = ["ReportError", "expected_mem_dp16kd", "format_summary", "make_report"
 #: DP16KD aspect ratios (depth, width) usable for a 1-read 1-write memory (pseudo-dual-port).
 DP16KD_CONFIGS = ((512, 36), (1024, 18), (2048, 9), (4096, 4), (8192, 2), (16384, 1))
 DP16KD_BITS = 18 * 1024
+#: Words of the VXM's function ROM (EXP 4096 + TANH 2048 + RSQRT 1024 entries of 16 bits,
+#: docs/vxm.md section 4); the RTL has one ROM per two lanes (one read port per lane).
+VXM_ROM_WORDS, VXM_ROM_BITS = 4096 + 2048 + 1024, 16
 #: The resources summarised (in this order).
 KEY_RESOURCES = ("LUT4", "TRELLIS_FF", "DP16KD", "MULT18X18D")
 
@@ -33,7 +36,9 @@ def expected_mem_dp16kd(config: TspConfig) -> dict:
 
     `min_blocks` is the count with the best DP16KD aspect ratio per bank (what Yosys maps);
     `imem_max_blocks` the most the instruction memories (queue_depth x 32 per position) can add
-    (they may also land in LUT RAM); `bits_lower_bound` the bare capacity bound.
+    (they may also land in LUT RAM); `vxm_rom_blocks` what the VXM's function ROMs need (one
+    7168 x 16 ROM per two lanes, 0 without a VXM); `bits_lower_bound` the bare capacity bound
+    of the MEM banks.
     """
     banks = 2 * 2 * config.mem_slices
     per_bank = _blocks_for(config.bank_depth, config.vec_bits)
@@ -43,6 +48,8 @@ def expected_mem_dp16kd(config: TspConfig) -> dict:
         "blocks_per_bank": per_bank,
         "min_blocks": banks * per_bank,
         "imem_max_blocks": config.num_positions * _blocks_for(config.queue_depth, 32),
+        "vxm_rom_blocks": (-(-config.vec_bytes // 2) * _blocks_for(VXM_ROM_WORDS, VXM_ROM_BITS)
+                           if "vxm" in config.units else 0),
         "mem_bits": mem_bits,
         "bits_lower_bound": math.ceil(mem_bits / DP16KD_BITS),
     }
@@ -221,6 +228,8 @@ def format_summary(report: dict) -> str:
     exp = report["expected_mem_dp16kd"]
     lines.append(f"  MEM banks need >= {exp['min_blocks']} DP16KD "
                  f"({exp['banks']} banks x {exp['blocks_per_bank']})")
+    if exp.get("vxm_rom_blocks"):
+        lines.append(f"  VXM function ROMs need {exp['vxm_rom_blocks']} DP16KD")
     for clk, f in report["fmax"].items():
         verdict = "PASS" if f["pass"] else "FAIL"
         lines.append(f"  Fmax {clk}: {f['achieved_mhz']:.2f} MHz "

@@ -283,8 +283,9 @@ class Vxm(wiring.Component):
             s_out = Signal(33, name=f"{nm}_shout")
             m.d.comb += s_out.eq(s_in.as_signed() >> sh)
             # RDIVPOT rounds up when the guard bit x[e-1] is set and (x >= 0 or a lower bit
-            # x[e-2..0] is set): rem > (mask >> 1) + (x < 0)
-            sticky = Cat(*[x[i] & (sh > i + 1) for i in range(31)]).any()
+            # x[e-2..0] is set): rem > (mask >> 1) + (x < 0). Bit i counts when sh > i + 1;
+            # sh has 5 bits, so bits 30 and 31 never do.
+            sticky = Cat(*[x[i] & (sh > i + 1) for i in range(30)]).any()
             up = Signal(name=f"{nm}_up")
             m.d.comb += up.eq(c.rdiv & s_out[0] & (~x[31] | sticky))
             q = s_out[1:33]

@@ -19,8 +19,9 @@ from tsp.isa import encode, stream_operand
 from tspc.activity import CATEGORIES, plot, rows, stats, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = TspConfig.profile("default")      # MXM and SXM built; no VXM
-FULL = TspConfig.profile("full")        # default + VXM
+# the 8-lane slice with the MXM and SXM built, no VXM; FULL is the same with the VXM
+CFG = TspConfig.profile("full").replace(units=("mxm", "sxm"), name="full-novxm")
+FULL = TspConfig.profile("full")
 N = CFG.vec_bytes                       # 8
 MXM_W, SXM_W, MEM_W3, MEM_W2, MEM_W1 = 0, 1, 2, 3, 4
 
@@ -223,7 +224,7 @@ def test_activity_errors():
     with pytest.raises(ValueError, match="activity=True"):
         summarize(CFG, res)
     _, res = run(MXM_PROG, activity=True)
-    with pytest.raises(ValueError, match="profile 'default'"):
+    with pytest.raises(ValueError, match="profile 'full-novxm'"):
         stats(FULL, res)
     with pytest.raises(ValueError, match="no results"):
         stats(CFG, [])
@@ -234,13 +235,14 @@ def test_activity_errors():
 
 
 # ---- plot ---------------------------------------------------------------------------------------
-def test_rows_of_the_default_profile():
+def test_rows_of_the_13_position_layout():
     rs = rows(CFG)
     # MXM_W 4, SXM_W 1, 4 MEM x 2, (no VXM built), 4 MEM x 2, SXM_E 1, MXM_E 4
     assert len(rs) == 26
     assert [r.label for r in rs[:7]] == ["MXM_W LW", "MXM_W IW", "MXM_W ABC", "MXM_W ACC",
                                          "SXM_W op", "MEM_W3 rd", "MEM_W3 wr"]
-    assert len(rows(FULL)) == 29
+    assert len(rows(FULL)) == 29            # + the VXM's 3 rows
+    assert len(rows(TspConfig.profile("default"))) == 29   # same layout and units at 4 lanes
     assert set(ACTIVITY_BITS) == {"mem", "mxm", "sxm", "vxm"}
 
 

@@ -5,8 +5,9 @@
 # Default (and wide) profile positions: 0 MXM_W, 1 SXM_W, 2 MEM_W3, 3 MEM_W2, 4 MEM_W1,
 # 5 MEM_W0, 6 VXM, 7 MEM_E0, 8 MEM_E1, 9 MEM_E2, 10 MEM_E3, 11 SXM_E, 12 MXM_E. READ: dfunc 2;
 # WRITE/GATHER map/SCATTER/IFETCH: dskew 0. A READ access at u puts the value at its own position
-# at u + 2 and at a position k steps downstream at u + 2 + k. The default profile has 8-byte
-# vectors and the MXM and SXM built; `.data` words below are built with `VB` (its vec_bytes) bytes.
+# at u + 2 and at a position k steps downstream at u + 2 + k. CFG is the 8-lane slice (`full`)
+# with only the MXM and SXM built (the default profile before it took the VXM at 4 lanes): 8-byte
+# vectors; `.data` words below are built with `VB` (its vec_bytes) bytes.
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ from tsp import isa
 from tsp.config import TspConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = TspConfig.profile("default")
+CFG = TspConfig.profile("full").replace(units=("mxm", "sxm"), name="full-novxm")
 TINY = TspConfig.profile("tiny")
 WIDE = TspConfig.profile("wide")          # 16-byte vectors (docs/assembly.md's examples)
 UNITS = ("mxm", "sxm")                    # the compute units these tests exercise
@@ -34,7 +35,7 @@ def word(values) -> str:
     return bytes(values).hex()
 
 
-DATA = bytes((0x11 * i) & 0xFF for i in range(VB))   # 00 11 22 .. : one default-profile word
+DATA = bytes((0x11 * i) & 0xFF for i in range(VB))   # 00 11 22 .. : one CFG word
 
 
 def fails(text: str, config: TspConfig = CFG, **kw) -> AsmError:
@@ -550,7 +551,7 @@ def test_unbuilt_unit_instruction_is_rejected():
     with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'tiny' "
                                        r"has no mxm unit"):
         assemble(".queue MXM_W\n LW E0, 0, 4\n", TINY, "t.s")
-    with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'default' "
+    with pytest.raises(AsmError, match=r"t.s:2: LW is a mxm instruction and profile 'full-novxm' "
                                        r"has no mxm unit"):
         assemble(".queue MXM_W\n LW E0, 0, 4\n", CFG.replace(units=("sxm",)), "t.s")
 
@@ -652,8 +653,8 @@ def test_cli_error(tmp_path):
 def test_doc_examples(monkeypatch):
     # every example in docs/assembly.md assembles, except the "two producers" one; the cycle
     # counts are the ones the document derives by hand (8, 8, 15, 15; the MEM -> SXM -> MXM ->
-    # MEM chain, with the units built: 21). The examples are written for the default layout;
-    # their `.data` words say the vector size: 8 bytes (default) or 16 (wide, same layout).
+    # MEM chain, with the units built: 21). The examples are written for the 13-position layout;
+    # their `.data` words say the vector size: 8 bytes (full) or 16 (wide, same layout).
     import re
     doc = (ROOT / "docs" / "assembly.md").read_text()
     blocks = [b for b in re.findall(r"^```[a-z]*\n(.*?)^```", doc, re.DOTALL | re.MULTILINE)

@@ -25,8 +25,8 @@ from tsp import isa
 from tsp.config import TspConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CFG = TspConfig.profile("default").replace(units=("mxm", "sxm", "vxm"))
-NO_VXM = TspConfig.profile("default").replace(units=("mxm", "sxm"))
+CFG = TspConfig.profile("default")       # 4 lanes, every unit (the ECP5-85F target)
+NO_VXM = CFG.replace(units=("mxm", "sxm"))
 VXM = 6
 
 
@@ -551,7 +551,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_cli_units(tmp_path):
     src = tmp_path / "v.s"
     src.write_text(_doc_example())
-    r = _run_cli(str(src))
+    r = _run_cli(str(src), "--units", "mxm,sxm")
     assert r.returncode == 1 and "has no vxm unit" in r.stderr and "Traceback" not in r.stderr
     out = tmp_path / "v.json"
     r = _run_cli(str(src), "--units", "mxm,sxm,vxm", "-o", str(out))

@@ -20,10 +20,11 @@ from tb.simbuild import SimulatorError
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMS = ("icarus", "verilator")
-# Host-port tests and random MEM programs run on `tiny` and `default`; the random unit programs
-# and the chain run on `full` (default + VXM: the same MXM and SXM as `default`, plus the VXM).
+# Host-port tests and random MEM programs run on `tiny` and `default` (the ECP5-85F target: 4
+# lanes, every unit); the random unit programs and the chain run on `full` (the 8-lane slice with
+# every unit) and on `default` (the same units at 4 lanes).
 PROFILES = ("tiny", "default")
-UNIT_PROFILES = ("full",)
+UNIT_PROFILES = ("full", "default")
 # Random programs per (simulator, profile) in a full run: 220 in all. Per program, Icarus costs
 # about 0.7 s (tiny) and 3 s (8 lanes); Verilator about 0.15 s and 2 s after its build.
 PLAN = {("icarus", "tiny"): 70, ("icarus", "default"): 30,

@@ -9,9 +9,13 @@ import pytest
 
 import tspc
 from asm import check
+from tsp.config import TspConfig
 from tsp.vxm import EXP_TABLE
 from tspc import Graph, TspcError
 from tspc.quant import requantize as requantize_ref
+
+# the 8-lane slice without the VXM: operations that need the VXM are clear errors on it
+NO_VXM = TspConfig.profile("full").replace(units=("mxm", "sxm"), name="full-novxm")
 
 
 def _gemm(profile: str, m: int, k: int, n: int, seed: int, vector: bool = False):
@@ -28,7 +32,7 @@ def _gemm(profile: str, m: int, k: int, n: int, seed: int, vector: bool = False)
                                    (33, 17, 9), (64, 64, 64), (1, 64, 64)])
 def test_gemm_int32_equals_numpy_and_prediction(m: int, k: int, n: int) -> None:
     """int8 x int8 -> int32 GEMM of shapes that are and are not multiples of the 8 x 8 array."""
-    g, X, W = _gemm("default", m, k, n, seed=m * 1000 + k * 10 + n)
+    g, X, W = _gemm("full", m, k, n, seed=m * 1000 + k * 10 + n)
     prog = tspc.compile(g)
     res = prog.run({"x": X})
     assert np.array_equal(res.outputs["y"], X @ W)          # exact: |sum| < 2^31 here
@@ -43,7 +47,7 @@ def test_gemm_int32_equals_numpy_and_prediction(m: int, k: int, n: int) -> None:
 
 def test_gemv_vector_shape_and_extremes() -> None:
     """A 1-D input gives a 1-D result; all -128 operands (the largest products) stay exact."""
-    g = Graph("default")
+    g = Graph("full")
     x = g.input("x", (24,))
     W = np.full((24, 12), -128)
     g.output("y", x @ g.const("w", W))
@@ -55,7 +59,7 @@ def test_gemv_vector_shape_and_extremes() -> None:
 def test_gemm_uses_both_mxms_at_full_rate() -> None:
     """64 x 64 x 64 on two 8 x 8 MXMs: 262144 MACs need at least 2048 cycles at 128 MACs per
     cycle; the schedule must be within 5% of that (segment fill and drain included)."""
-    g, _, _ = _gemm("default", 64, 64, 64, seed=5)
+    g, _, _ = _gemm("full", 64, 64, 64, seed=5)
     prog = tspc.compile(g)
     assert prog.predicted_cycles <= 2048 * 1.05
     issued = {p: 0 for p in ("MXM_W", "MXM_E")}
@@ -133,7 +137,7 @@ def test_mlp_digits_equals_int8_reference_on_model() -> None:
 
 def test_segments_fit_queues() -> None:
     """A program longer than one queue is cut into segments that each fit `queue_depth`."""
-    g, _, _ = _gemm("default", 64, 64, 64, seed=9)
+    g, _, _ = _gemm("full", 64, 64, 64, seed=9)
     prog = tspc.compile(g)
     assert len(prog.programs) > 1
     for p in prog.programs:
@@ -174,10 +178,10 @@ def test_requantize_parameter_errors() -> None:
     _err(lambda: g.requantize(y, 1 << 30, 1, zero_point=200), "zero_point")
     _err(lambda: g.requantize(y, 1 << 30, 1, bias=[1, 2]), "bias", "8 values")
     _err(lambda: g.requantize(x, 1 << 30, 1), "requantize of 'x'", "matmul result")
-    gd = Graph("default")
+    gd = Graph(NO_VXM)
     xd = gd.input("x", (4, 8))
     yd = xd @ gd.const("w", np.zeros((8, 8), dtype=np.int8))
-    _err(lambda: gd.requantize(yd, 1 << 30, 1), "no VXM", "'default'")
+    _err(lambda: gd.requantize(yd, 1 << 30, 1), "no VXM", "'full-novxm'")
 
 
 def test_relu_with_zero_point_needs_two_general_stages() -> None:
@@ -197,14 +201,14 @@ def test_relu_with_zero_point_needs_two_general_stages() -> None:
 
 
 def test_memory_does_not_fit() -> None:
-    g = Graph("default")
+    g = Graph("full")
     x = g.input("x", (2048, 64))                  # 2048 x 8 words per hemisphere copy
     g.output("y", x @ g.const("w", np.zeros((64, 8), dtype=np.int8)))
     _err(lambda: tspc.compile(g), "input 'x'", "does not fit", "hemisphere")
 
 
 def test_run_input_errors() -> None:
-    g, X, _ = _gemm("default", 4, 8, 8, seed=1)
+    g, X, _ = _gemm("full", 4, 8, 8, seed=1)
     prog = tspc.compile(g)
     _err(lambda: prog.run({}), "missing input", "x")
     _err(lambda: prog.run({"x": X, "z": X}), "unknown input", "z")
@@ -215,7 +219,7 @@ def test_run_input_errors() -> None:
 
 
 def test_graph_without_outputs_or_units() -> None:
-    _err(lambda: tspc.compile(Graph("default")), "no outputs")
+    _err(lambda: tspc.compile(Graph("full")), "no outputs")
     g = Graph("tiny")
     x = g.input("x", (4, 4))
     _err(lambda: x @ g.const("w", np.zeros((4, 4), dtype=np.int8)), "no MXM", "'tiny'")
@@ -289,7 +293,7 @@ def test_elementwise_errors() -> None:
     y = a @ g.const("w", np.zeros((8, 8), dtype=np.int8))
     _err(lambda: g.add(y, y), "add", "int32", "requantize")
     _err(lambda: g.tanh(a, frac_bits=9), "tanh", "frac_bits", "[0, 8]")
-    gd = Graph("default")
+    gd = Graph(NO_VXM)
     _err(lambda: gd.relu(gd.input("a", (4, 8))), "relu", "no VXM")
 
 
@@ -298,7 +302,7 @@ def test_elementwise_errors() -> None:
 def test_transpose(m: int, k: int) -> None:
     """X^T for block-aligned and ragged shapes equals numpy's."""
     X = np.random.default_rng(m * 100 + k).integers(-128, 128, size=(m, k))
-    g = Graph("default")
+    g = Graph("full")
     g.output("y", g.transpose(g.input("x", X.shape)))
     prog = tspc.compile(g)
     res = prog.run({"x": X})
@@ -442,9 +446,9 @@ def test_reshape_errors() -> None:
     y = x @ g.const("w", np.zeros((6, 8), dtype=np.int8))
     _err(lambda: g.reshape(y, (8, 4)), "reshape of 'matmul0'", "int32", "requantize")
     assert g.reshape(g.reshape(x, -1), (4, 6)) is x
-    gd = Graph("default")
+    gd = Graph(NO_VXM)
     xd = gd.input("x", (4, 6))
-    _err(lambda: gd.reshape(xd, (6, 4)), "reshape of 'x'", "'default'", "VXM")
+    _err(lambda: gd.reshape(xd, (6, 4)), "reshape of 'x'", "'full-novxm'", "VXM")
     gw = Graph("wide")                   # 16 lanes: a word of (2, 16) gathers 16 rows of one
     _err(lambda: gw.reshape(gw.input("x", (32, 1)), (2, 16)), "reshape of 'x'", "16 pieces",
          "at most 8")
@@ -505,7 +509,7 @@ def test_rsqrt_in_a_chain_and_errors() -> None:
     _err(lambda: g.rsqrt(x, frac_bits=True), "rsqrt of 'a'", "frac_bits")
     _err(lambda: g.rsqrt(x, frac_bits=6, out_frac_bits=4), "rsqrt of 'a'", "<= 12", "-2")
     _err(lambda: g.rsqrt(h @ g.const("w3", W)), "rsqrt", "int32")
-    gd = Graph("default")
+    gd = Graph(NO_VXM)
     _err(lambda: gd.rsqrt(gd.input("a", (4, 8))), "rsqrt", "no VXM")
 
 
@@ -534,3 +538,67 @@ def test_reshape_next_to_weights_that_fill_a_slice() -> None:
     g = Graph("full")
     g.output("y", g.input("v", (648,)) @ g.const("w", np.ones((648, 8), dtype=np.int8)))
     _err(lambda: tspc.compile(g), "matmul", "K = 648", "queue", "split")
+
+
+# ---- the default profile: the ECP5-85F target, 4 lanes with every unit ------------------------
+DEFAULT = TspConfig.profile("default")
+
+
+def test_default_profile_is_4_lanes_with_every_unit() -> None:
+    assert DEFAULT.vec_bytes == 4 and set(DEFAULT.units) == {"mxm", "sxm", "vxm"}
+
+
+@pytest.mark.parametrize("m,k,n", [(1, 21, 9), (13, 10, 7), (4, 4, 4), (33, 17, 9)])
+def test_default_gemm_and_gemv(m: int, k: int, n: int) -> None:
+    """GEMM and GEMV (m = 1, a 1-D input) on 4 x 4 MXMs: numpy's int32 product, exactly at the
+    predicted cycle count."""
+    g, X, W = _gemm("default", m, k, n, seed=100 + m + k + n, vector=m == 1)
+    prog = tspc.compile(g)
+    res = prog.run({"x": X})
+    assert np.array_equal(res.outputs["y"], X @ W)
+    assert res.outputs["y"].shape == ((n,) if m == 1 else (m, n))
+    assert res.cycles == prog.predicted_cycles
+
+
+def test_default_gemm_uses_both_mxms() -> None:
+    """64 x 64 x 64 on two 4 x 4 MXMs: 262144 MACs at 2 x 16 per cycle need at least 8192
+    cycles; with the fill and drain of the many queue-sized segments (a 4-byte vector carries
+    one instruction word) the schedule stays within 10% of that."""
+    g, X, W = _gemm("default", 64, 64, 64, seed=7)
+    prog = tspc.compile(g)
+    assert 8192 <= prog.predicted_cycles <= 8192 * 1.10
+    res = prog.run({"x": X})
+    assert np.array_equal(res.outputs["y"], X @ W)
+
+
+def test_default_requantize_relu_tanh_transpose_reshape() -> None:
+    """The VXM and SXM operations of the compiler at n = 4 against independent references:
+    requantize + ReLU (tspc.quant's int8 formula), tanh (the TANH table of docs/vxm.md
+    section 4 at x << 3, Q15 high byte), transpose (numpy, one TRANSPOSE per 4 x 4 block) and
+    an element-moving reshape (numpy)."""
+    rng = np.random.default_rng(21)
+    X = rng.integers(-128, 128, size=(13, 10))
+    W = rng.integers(-128, 128, size=(10, 7))
+    T = rng.integers(-128, 128, size=(9, 6))
+    R = rng.integers(-128, 128, size=(4, 6))
+    g = Graph("default")
+    g.output("q", g.requantize(g.input("x", X.shape) @ g.const("w", W), 1 << 30, 8, relu=True))
+    t = g.input("t", T.shape)
+    g.output("tanh", g.tanh(t, frac_bits=5))
+    g.output("tt", g.transpose(t))
+    g.output("r", g.reshape(g.input("r", R.shape), (6, 4)))
+    prog = tspc.compile(g)
+    res = prog.run({"x": X, "t": T, "r": R})
+    o = res.outputs
+    assert np.array_equal(o["q"], requantize_ref(X @ W, np.zeros(7, dtype=np.int64), 1 << 30,
+                                                 8, 0, True))
+    assert o["q"].min() >= 0
+    from tsp.vxm import TANH_TABLE
+    q8 = T << 3
+    t15 = np.where(q8 < 0, -1, 1) * TANH_TABLE[np.minimum(np.abs(q8), 2047)]
+    assert np.array_equal(o["tanh"], np.minimum(t15, 32767) >> 8)
+    assert np.array_equal(o["tt"], T.T)
+    assert np.array_equal(o["r"], R.reshape(6, 4))
+    assert res.cycles == prog.predicted_cycles
+    sxm = sum(1 for p in prog.programs for e in p.schedule if e.mnemonic == "TRANSPOSE")
+    assert sxm == -(-9 // 4) * -(-6 // 4)           # 3 x 2 blocks of 4 x 4

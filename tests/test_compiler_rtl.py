@@ -14,9 +14,9 @@ SIMS = ("icarus", "verilator")
 
 @pytest.mark.parametrize("sim", SIMS)
 def test_gemm_on_rtl(sim: str) -> None:
-    """The 64 x 64 x 64 int32 GEMM of examples/gemm.py on Verilator; on Icarus (slower per
-    cycle) a 40 x 48 x 24 one, which has the same structure (both MXMs, several segments of K
-    accumulation and int32 planes)."""
+    """A 64 x 64 x 64 int32 GEMM on Verilator; on Icarus (slower per cycle) a 40 x 48 x 24 one,
+    which has the same structure (both MXMs, several segments of K accumulation and int32
+    planes). The default profile: the FPGA target's RTL, 4 x 4 MXMs."""
     rng = np.random.default_rng(11)
     m, k, n = (64, 64, 64) if sim == "verilator" else (40, 48, 24)
     A = rng.integers(-128, 128, size=(m, k))

@@ -74,8 +74,11 @@ def test_units_must_be_implemented_and_listed_once():
     assert PROFILES["wide"].units == ("mxm", "sxm", "vxm")
     assert PROFILES["large"].units == ("mxm", "sxm", "vxm")
     assert PROFILES["full"].units == ("mxm", "sxm", "vxm")
-    assert PROFILES["default"].units == ("mxm", "sxm")
-    assert PROFILES["default"].lanes == 8           # 2 x 8 x 8 MACs fit the 156 DSPs
+    # the ECP5-85F target has every unit at 4 lanes: 2 x 4 x 4 MACs + 4 x 4 VXM DSPs = 48 of
+    # the 156; the 8-lane slice with the VXM (~98k LUT4) does not fit, so `full` is simulation only
+    assert PROFILES["default"].units == ("mxm", "sxm", "vxm")
+    assert PROFILES["default"].lanes == 4 and PROFILES["default"].fpga == "ecp5"
+    assert PROFILES["full"].lanes == 8 and PROFILES["full"].fpga == ""
 
 
 def test_config_is_frozen_and_replace_validates():
@@ -100,12 +103,14 @@ def test_profiles_and_floor_plan():
     d = PROFILES["default"]
     assert d.positions == ("MXM_W", "SXM_W", "MEM_W3", "MEM_W2", "MEM_W1", "MEM_W0", "VXM",
                            "MEM_E0", "MEM_E1", "MEM_E2", "MEM_E3", "SXM_E", "MXM_E")
-    assert d.vec_bytes == 8 and d.vxm_position == 6
+    assert d.vec_bytes == 4 and d.vxm_position == 6
     assert d.mem_positions == (2, 3, 4, 5, 7, 8, 9, 10)
-    assert d.mem_addr_bits == 10            # 2 x 512 words
-    assert d.ifetch_words == 2              # 8-byte vector = 2 instruction words
-    # the brief's budget arithmetic: 13 positions x 8 streams x 2 directions x 64 bits
-    assert d.summary()["stream_register_bits"] == 13 * 8 * 2 * 64
+    assert d.mem_addr_bits == 11            # 2 x 1024 words
+    assert d.ifetch_words == 1              # 4-byte vector = 1 instruction word
+    # the brief's budget arithmetic: 13 positions x 8 streams x 2 directions x 32 bits
+    assert d.summary()["stream_register_bits"] == 13 * 8 * 2 * 32
+    f = PROFILES["full"]                    # the 8-lane slice: same floor plan
+    assert f.positions == d.positions and f.vec_bytes == 8 and f.mem_addr_bits == 10
     w = PROFILES["wide"]                    # the brief's 16-lane slice: same floor plan
     assert w.positions == d.positions and w.vec_bytes == 16 and w.ifetch_words == 4
     assert w.summary()["stream_register_bits"] == 13 * 8 * 2 * 128

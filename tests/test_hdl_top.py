@@ -366,7 +366,7 @@ def test_mem_sxm_permute_mem(units_on):
     np.testing.assert_array_equal(mems[(e1, 10)], [30, 10, 40, 20])   # x[perm[i]]
 
 
-@pytest.mark.parametrize("profile", ["tiny", "default", "wide"])
+@pytest.mark.parametrize("profile", ["tiny", "default", "full", "wide"])
 def test_mem_mxm_mem_matmul(units_on, profile):
     # MEM_E1 reads the n weight rows at 1..n onto E0 -> at MXM_E at t_lw = 3 + (MXM_E - MEM_E1)
     # on: LW at t_lw; IW at t_lw + n (the shadow as during that cycle holds all n rows). ABC at
@@ -374,8 +374,8 @@ def test_mem_mxm_mem_matmul(units_on, profile):
     # t_abc - 2 - (MXM_E - MEM_E0) on; rows 0..3 are written at the ends of t_abc + 2 + k.
     # ACC at t_acc = t_abc + 3 (row k read at t_acc + k, after its write) onto W0..W3, written
     # by the four OUT_SLICES (one WRITE each, ITERATIONS 4). tiny: t_lw 5, IW 9, ABC 10, ACC 13;
-    # default (n = 8; MEM_E1 8, MXM_E 12): t_lw 7, IW 15, ABC 16, ACC 19; wide (n = 16, same
-    # positions): t_lw 7, IW 23, ABC 24, ACC 27.
+    # default (n = 4; MEM_E1 8, MXM_E 12): t_lw 7, IW 11, ABC 12, ACC 15; full (n = 8, same
+    # positions): t_lw 7, IW 15, ABC 16, ACC 19; wide (n = 16): t_lw 7, IW 23, ABC 24, ACC 27.
     cfg = TspConfig.profile(profile).replace(units=UNITS)
     n = cfg.vec_bytes
     e1, e0, mx = pos("MEM_E1", cfg), pos("MEM_E0", cfg), pos("MXM_E", cfg)
@@ -402,9 +402,9 @@ def test_mem_mxm_mem_matmul(units_on, profile):
     assert res.err_flags == 0
     # the last activity: MEM_W1's write of row 3 at t_acc + 2 + (MXM_E - MEM_W1) + 3
     assert res.cycles == t_acc + 2 + (mx - pos("MEM_W1", cfg)) + 3 + 1
-    # tiny: MEM_W1 2, MXM_E 8: 13 + 2 + 6 + 3 + 1 = 25; default: MEM_W1 4: 19 + 2 + 8 + 3 + 1
-    # = 33; wide: 27 + 2 + 8 + 3 + 1 = 41
-    assert res.cycles == {"tiny": 25, "default": 33, "wide": 41}[profile]
+    # tiny: MEM_W1 2, MXM_E 8: 13 + 2 + 6 + 3 + 1 = 25; default: MEM_W1 4: 15 + 2 + 8 + 3 + 1
+    # = 29; full: 19 + 2 + 8 + 3 + 1 = 33; wide: 27 + 2 + 8 + 3 + 1 = 41
+    assert res.cycles == {"tiny": 25, "default": 29, "full": 33, "wide": 41}[profile]
     expect = xs.astype(np.int64) @ wts.astype(np.int64)      # y_k[j] = sum_i x_k[i] W[i][j]
     np.testing.assert_array_equal(sg4_rows(cfg, mems, 16, 4), expect)
 

@@ -13,10 +13,11 @@ from sim.model import BANK_CONFLICT, DEADLOCK, ENGINE_BUSY, ILLEGAL, ModelError
 from tsp.config import TspConfig
 from tsp.isa import encode, stream_operand
 
-CFG = TspConfig.profile("default")      # 8-byte vectors, MXM and SXM built
+# 8-byte vectors, MXM and SXM built, no VXM (the 8-lane slice, the earlier default profile)
+CFG = TspConfig.profile("full").replace(units=("mxm", "sxm"), name="full-novxm")
 VB = CFG.vec_bytes
 WIDE = TspConfig.profile("wide")        # 16-byte vectors, MXM and SXM built, same layout
-# default (and wide) layout: MXM_W 0, SXM_W 1, MEM_W3 2, MEM_W2 3, MEM_W1 4, MEM_W0 5, VXM 6,
+# CFG (and default, full, wide) layout: MXM_W 0, SXM_W 1, MEM_W3 2, MEM_W2 3, MEM_W1 4, MEM_W0 5, VXM 6,
 #                 MEM_E0 7, MEM_E1 8, MEM_E2 9, MEM_E3 10, SXM_E 11, MXM_E 12
 MXM_W, MEM_W3, MEM_W2, MEM_W1, MEM_W0, VXM = 0, 2, 3, 4, 5, 6
 MEM_E0, MEM_E1, MEM_E3, MXM_E = 7, 8, 10, 12
@@ -35,7 +36,7 @@ def I(name: str, **kw: int) -> int:
 
 
 def vec(seed: int, n: int = VB) -> np.ndarray:
-    """A recognisable non-zero vector (of the default profile's size unless `n` is given)."""
+    """A recognisable non-zero vector (of CFG's size unless `n` is given)."""
     return ((np.arange(n) * 7 + seed * 13 + 1) % 251 + 1).astype(np.uint8)
 
 
@@ -283,9 +284,9 @@ def words_vec(words: list[int]) -> np.ndarray:
     return np.array(words, dtype="<u4").view(np.uint8)
 
 
-@pytest.mark.parametrize("cfg", [CFG, WIDE], ids=["default", "wide"])
+@pytest.mark.parametrize("cfg", [CFG, WIDE], ids=["full-novxm", "wide"])
 def test_ifetch_loads_and_runs_code(cfg):
-    k = cfg.vec_bytes // 4                  # words per IFETCH: 2 (default), 4 (wide)
+    k = cfg.vec_bytes // 4                  # words per IFETCH: 2 (CFG), 4 (wide)
     m = model(cfg, keep_alive=15)
     code = [I("READ", addr=20, s=E(5)), I("HALT")] + [I("NOP", n=9)] * (k - 2)
     m.write_mem(MEM_W2, 0, words_vec(code))
@@ -318,8 +319,8 @@ def test_ifetch_prefetch_rule():
     assert list(m.imem[MEM_W1, 2:6]) == new
 
 
-def test_ifetch_prefetch_rule_default_profile():
-    # default (2 words per IFETCH): IFETCH at address 1 writes address 2 at cycle 3 and
+def test_ifetch_prefetch_rule_8_lanes():
+    # CFG (2 words per IFETCH): IFETCH at address 1 writes address 2 at cycle 3 and
     # address 3 at cycle 4, its last cycle. Word 2 was read at the end of cycle 2 and word 3
     # at the end of cycle 4, before that cycle's write: both old NOP 1s run (at 5 and 6), then
     # the old HALT at 7.
@@ -595,7 +596,7 @@ def test_2000_cycle_program_is_fast():
 
 # ---- compute units (MXM, SXM) in the whole-chip model -------------------------------------
 # Expected values are derived by hand from docs/units.md (timing tables) and the timing law,
-# for the wide profile (16 lanes: 16 x 16 weights; the same layout as the default profile).
+# for the wide profile (16 lanes: 16 x 16 weights; the same layout as CFG).
 SXM_E = 11
 @pytest.fixture
 def units_on(monkeypatch):
@@ -605,7 +606,7 @@ def units_on(monkeypatch):
 
 
 def test_unit_instructions_illegal_until_built():
-    m = model(CFG.replace(units=()))            # the default layout without compute units
+    m = model(CFG.replace(units=()))            # CFG's layout without compute units
     m.load_queue(MXM_W, [I("IW"), I("LW", s=E(0), row=0, count=2)])
     m.load_queue(SXM_E, [I("NOP", n=1), I("SHIFT", s=E(0), d=E(1), n=1)])
     res = m.run()

@@ -17,7 +17,7 @@ from tsp.config import TspConfig
 from tsp.isa import BY_NAME, EAST, WEST, decode, encode, stream_operand
 
 TINY = TspConfig.profile("tiny")          # n = 4, 4 streams, R = 16
-DEFAULT = TspConfig.profile("default")    # n = 8, 8 streams, R = 32
+FULL = TspConfig.profile("full")          # n = 8, 8 streams, R = 32
 BUSY = 1 << 1                             # ENGINE_BUSY (docs/architecture.md section 4)
 WIDE = TspConfig.profile("wide")          # n = 16, 8 streams, R = 64
 
@@ -433,12 +433,12 @@ def test_engine_busy_reaches_error_flags_at_mxm_position():
 
 
 def test_checker_rejects_mxm_engine_busy():
-    # default profile: MXM_W has an ABC at 5 (elements 5..8) and another ABC at 7 (line 4)
+    # full profile: MXM_W has an ABC at 5 (elements 5..8) and another ABC at 7 (line 4)
     text = (".queue MXM_W\n NOP 5\n ABC E1, 0, 4, 0\n NOP 1\n ABC E1, 8, 2, 0\n")
     with pytest.raises(AsmError) as exc:
-        assemble(text, DEFAULT, "busy.s")
+        assemble(text, FULL, "busy.s")
     e = exc.value
-    assert (e.line, e.cycle, e.position) == (5, 7, DEFAULT.position_index("MXM_W"))
+    assert (e.line, e.cycle, e.position) == (5, 7, FULL.position_index("MXM_W"))
     msg = str(e)
     for part in ("ENGINE_BUSY", "ABC (line 5)", "cycle 7", "MXM_W", "ABC engine",
                  "from cycle 5 until cycle 8", "line 3", "drop"):
@@ -495,7 +495,7 @@ def test_start_keeps_weights_and_accumulators_drops_running_work():
     assert acc_out(tr, 16, TINY) == [0, 0, 3, 3]
 
 
-# ---- random differential (tiny) and the default and wide profiles ----------------------------
+# ---- random differential (tiny) and the full and wide profiles ----------------------------
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_programs_rtl_matches_model(seed):
@@ -525,9 +525,9 @@ def test_random_programs_rtl_matches_model(seed):
     assert any(e[4] for e in tr)            # and dropped (ENGINE_BUSY) instructions
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT, WIDE], ids=["default", "wide"])
+@pytest.mark.parametrize("cfg", [FULL, WIDE], ids=["full", "wide"])
 def test_profile_matmul_and_accumulate(cfg):
-    # times relative to the IW at n (default 8, wide 16); R = 4n (32, 64) divides 64, so the
+    # times relative to the IW at n (full 8, wide 16); R = 4n (32, 64) divides 64, so the
     # accumulator fields 62, 63 are the last two rows and a count of 3 wraps to row 0
     n = cfg.vec_bytes
     rng = np.random.default_rng(7)
@@ -553,7 +553,7 @@ def test_profile_matmul_and_accumulate(cfg):
     assert acc_out(tr, t + 13, cfg, WEST, 4) == y(xs[2])
 
 
-@pytest.mark.parametrize("cfg, byte2", [(DEFAULT, 2), (WIDE, 4)], ids=["default", "wide"])
+@pytest.mark.parametrize("cfg, byte2", [(FULL, 2), (WIDE, 4)], ids=["full", "wide"])
 def test_profile_largest_product_sum(cfg, byte2):
     n = cfg.vec_bytes
     st = Stim(cfg, n + 10)
@@ -561,8 +561,8 @@ def test_profile_largest_product_sum(cfg, byte2):
     st.at(t + 1, ABC(E(1), 0, 1)).vec(t + 1, E(1), [-128] * n)
     st.at(t + 4, ACC(E(4), 0, 1))                     # driven at t + 5
     tr = run_both(st)
-    # n * 2^14: default 8 * 2^14 = 2^17 = 0x00020000, wide 16 * 2^14 = 2^18 = 0x00040000:
-    # byte 2 is 2 (default) or 4 (wide) in every lane, the other bytes 0
+    # n * 2^14: full 8 * 2^14 = 2^17 = 0x00020000, wide 16 * 2^14 = 2^18 = 0x00040000:
+    # byte 2 is 2 (full) or 4 (wide) in every lane, the other bytes 0
     assert [tr[t + 5][2][(0, 4 + b)] for b in range(4)] == [bytes(n), bytes(n),
                                                             bytes([byte2] * n), bytes(n)]
 

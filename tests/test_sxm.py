@@ -15,7 +15,8 @@ from tsp.config import TspConfig
 from tsp.isa import BY_NAME, decode, encode
 
 TINY = TspConfig.profile("tiny")          # 4 streams, 4 lanes
-DEFAULT = TspConfig.profile("default")    # 8 streams, 8 lanes
+FULL = TspConfig.profile("full")          # 8 streams, 8 lanes
+DEFAULT = TspConfig.profile("default")    # 8 streams, 4 lanes (the ECP5-85F target)
 WIDE = TspConfig.profile("wide")          # 8 streams, 16 lanes
 
 
@@ -159,10 +160,10 @@ def test_bad_map_gives_zeros_and_error_distribute_replicates():
 
 @pytest.mark.parametrize("cfg, mp, expect", [
     # lane i takes source lane mp[i] (source x = 100, 101, ..), 0 when mp[i] >= n
-    (DEFAULT, [7, 7, 0, 200, 8, 3, 3, 1], [107, 107, 100, 0, 0, 103, 103, 101]),
+    (FULL, [7, 7, 0, 200, 8, 3, 3, 1], [107, 107, 100, 0, 0, 103, 103, 101]),
     (WIDE, [15, 15, 0, 200, 16, 3, 3, 3, 7, 6, 5, 4, 255, 1, 2, 8],
      [115, 115, 100, 0, 0, 103, 103, 103, 107, 106, 105, 104, 0, 101, 102, 108]),
-], ids=["default", "wide"])
+], ids=["full", "wide"])
 def test_distribute_profiles(cfg, mp, expect):
     n = cfg.vec_bytes
     seq = Seq(cfg, 5)
@@ -210,7 +211,7 @@ def test_shift_tiny(k, expect):
     assert writes_at(tr, 1) == {(0, 0): expect}
 
 
-@pytest.mark.parametrize("cfg", [DEFAULT, WIDE], ids=["default", "wide"])
+@pytest.mark.parametrize("cfg", [FULL, WIDE], ids=["full", "wide"])
 def test_shift_back_to_back(cfg):
     n = cfg.vec_bytes
     seq = Seq(cfg, 7)
@@ -260,9 +261,9 @@ def test_transpose_tiny_one_4x4_block():
                                 (0, 3): [34, 50, 0, 0]}
 
 
-def test_transpose_default_one_8x8_block():
+def test_transpose_8_lanes_one_8x8_block():
     # 8 streams, 8 lanes: m = 8, one block: destination a, lane c = source c, lane a = 16c + a
-    seq = Seq(DEFAULT, 3)
+    seq = Seq(FULL, 3)
     for c in range(8):
         seq.stream(0, W(c), [16 * c + lane for lane in range(8)])
     seq.at(0, "TRANSPOSE", s=W(0), d=E(0))
@@ -319,9 +320,9 @@ ODD = TspConfig(lanes=12, streams=5, mem_slices=1, bank_depth=8, queue_depth=16,
 S11 = TspConfig(lanes=4, streams=11, mem_slices=1, bank_depth=8, queue_depth=16, name="s11")
 
 
-@pytest.mark.parametrize("cfg, cycles, seed", [(TINY, 300, 1), (DEFAULT, 120, 2), (ODD, 150, 3),
-                                               (S11, 150, 4), (WIDE, 120, 5)],
-                         ids=["tiny", "default", "odd", "s11", "wide"])
+@pytest.mark.parametrize("cfg, cycles, seed", [(TINY, 300, 1), (FULL, 120, 2), (ODD, 150, 3),
+                                               (S11, 150, 4), (WIDE, 120, 5), (DEFAULT, 120, 6)],
+                         ids=["tiny", "full", "odd", "s11", "wide", "default"])
 def test_random_sequences_rtl_equals_model(cfg, cycles, seed):
     rng = random.Random(seed)
     nrng = np.random.default_rng(seed)
@@ -386,6 +387,6 @@ def test_map_problem():
     assert "lane 3 holds 4" in msg and "0..3" in msg
     assert "expected 4" in map_problem(TINY, [0, 1, 2], False)
     assert "not a byte" in map_problem(TINY, [0, 1, 2, 256], False)
-    assert map_problem(DEFAULT, np.arange(8)[::-1], True) is None
-    assert "expected 8" in map_problem(DEFAULT, np.arange(16)[::-1], True)
+    assert map_problem(FULL, np.arange(8)[::-1], True) is None
+    assert "expected 8" in map_problem(FULL, np.arange(16)[::-1], True)
     assert map_problem(WIDE, np.arange(16)[::-1], True) is None

@@ -29,7 +29,7 @@ from sim.vxm import (
 from tsp.config import TspConfig
 from tsp.isa import BY_NAME, decode, dfunc_of, encode
 
-CFG = TspConfig.profile("default").replace(units=("mxm", "sxm", "vxm"))   # 8 lanes, GMSG, A = 4
+CFG = TspConfig.profile("full")                                           # 8 lanes, GMSG, A = 4
 CFG2 = TspConfig.profile("tiny").replace(units=("vxm",), vxm_stages="GM")  # 4 lanes, A = 2
 CFG5 = CFG.replace(vxm_stages="GMSGG")                                     # 8 lanes, A = 5
 CFGG = CFG.replace(vxm_stages="GGGG")                                      # 8 lanes, all general

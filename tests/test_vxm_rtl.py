@@ -22,7 +22,7 @@ from tsp.isa import EAST, WEST, encode, stream_operand
 
 # 4 lanes, 4 streams; stages general, multiplier, shifter, general (the default profile's)
 TINY = TspConfig.profile("tiny").replace(units=("vxm",), vxm_stages="GMSG")
-EIGHT = TspConfig.profile("default").replace(units=("vxm",))             # 8 lanes, 8 streams
+EIGHT = TspConfig.profile("full").replace(units=("vxm",))                # 8 lanes, 8 streams
 ILLEGAL = 1 << ERR_BITS["ILLEGAL"]
 RANGE = 1 << ERR_BITS["RANGE"]
 SHIFTS = {"SHL", "SHRA", "SHRL", "RDIVPOT"}     # y is a shift amount (docs/vxm.md section 3)

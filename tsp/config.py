@@ -256,14 +256,17 @@ class TspConfig:
 PROFILES: dict[str, TspConfig] = {
     "tiny": TspConfig(lanes=4, superlanes=1, streams=4, mem_slices=2, bank_depth=64,
                       queue_depth=64, name="tiny", fpga="ice40"),
-    # The ECP5-85F target: 8 lanes, because two 16 x 16 MXMs need 512 multipliers and the
-    # LFE5U-85F has 156 (docs/fpga.md, "Budget").
-    "default": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                         queue_depth=256, units=("mxm", "sxm"), name="default", fpga="ecp5"),
-    # default with the VXM as well: simulation only until the backbone's LUTs are cut enough
-    # for the VXM to fit the ECP5-85F too (docs/fpga.md)
+    # The ECP5-85F target, with every compute unit: 4 lanes. The VXM costs about 4.7k LUT4 per
+    # lane (~38k of the 8-lane slice's ~98k LUT4, 117% of the LFE5U-85F); at 4 lanes Yosys
+    # synth_ecp5 measures ~52.5k LUT4-equivalent (62.7%), 17.8k FF, 59 DP16KD and 48 MULT18X18D
+    # (2 MXMs x 4 x 4 MACs + 4 per VXM lane x 4 lanes) of the 156 (docs/fpga.md). bank_depth 1024
+    # keeps the MEM capacity of the 8-lane slice (16 banks of 1024 x 32 bits: 2 DP16KD each).
+    "default": TspConfig(lanes=4, superlanes=1, streams=8, mem_slices=4, bank_depth=1024,
+                         queue_depth=256, units=COMPUTE_UNITS, name="default", fpga="ecp5"),
+    # The 8-lane slice with every unit: simulation only (the compiler's examples and benchmarks
+    # use it). It does not fit the ECP5-85F: ~98k LUT4 with the VXM (117% of the device).
     "full": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                      queue_depth=256, units=("mxm", "sxm", "vxm"), name="full", fpga=""),
+                      queue_depth=256, units=COMPUTE_UNITS, name="full", fpga=""),
     # The brief's 16-lane slice (16 x 16 MXMs), simulation only.
     "wide": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
                       queue_depth=256, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="wide",

@@ -382,11 +382,12 @@ class Graph:
             raise TspcError(f"transpose of {x.name!r}: only int8 tensors (it is {x.dtype})")
         if "sxm" not in cfg.units:
             raise TspcError(f"transpose of {x.name!r}: profile {cfg.name!r} has no SXM")
-        if cfg.streams < cfg.vec_bytes or 2 * cfg.mem_slices != cfg.vec_bytes:
+        if cfg.streams < cfg.vec_bytes or 2 * cfg.mem_slices < cfg.vec_bytes:
             raise TspcError(f"transpose of {x.name!r}: profile {cfg.name!r} transposes "
                             f"{min(cfg.streams, cfg.vec_bytes)}-stream blocks of "
                             f"{cfg.vec_bytes}-lane vectors through {2 * cfg.mem_slices} "
-                            f"slices; the compiler needs streams >= lanes = slices")
+                            f"slices; the compiler needs streams >= lanes and at least as "
+                            f"many MEM slices as lanes")
         m, k = x.shape
         return self._add(Tensor(self, self._name(name, "transpose"), (k, m), "int8",
                                 "transpose", (x,)))

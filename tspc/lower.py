@@ -829,13 +829,15 @@ class _Lowerer:
         so that they meet at SXM_W in one cycle on W0..W(n-1), `TRANSPOSE W0, E0`; (C) result
         row a (on E a) is written by the a-th slice from the west; (D) the destination slice
         gathers them: rows from slices west of it on an eastward stream (one WRITE), its own
-        and the eastern ones on a westward stream (a second WRITE)."""
+        and the eastern ones on a westward stream (a second WRITE). A block uses n of the MEM
+        slices: all of them when 2 mem_slices = n, otherwise X's source slice, Y's destination
+        slices and the slices nearest the source."""
         n, cfg = self.n, self.cfg
         sx = cfg.position_index("SXM_W")
         X = self.stores[t.args[0].name]
         m, k = t.args[0].shape
         st = self.result_store(t, need, self.mblock(k), -(-k // self.mblock(k)))
-        slices = sorted(cfg.mem_positions)          # exactly n of them (Graph.transpose)
+        mem = sorted(cfg.mem_positions)             # at least n of them (Graph.transpose)
         seg, count = self.new_segment(t.name, None), 0
         for xr in range(-(-m // n)):
             for xc in range(X.cblocks):
@@ -844,6 +846,15 @@ class _Lowerer:
                 side = next(h for h in SIDES if h in X.copies and (mb, xc) in X.copies[h].blocks)
                 ((ps, xa),) = X.addr(side, mb, xc)
                 src = xa + off
+                yb, yoff = divmod(xc * n, st.mblock)
+                dests = [h for h in SIDES if h in st.copies and (yb, xr) in st.copies[h].blocks]
+                # the block's n slices: the source, the destinations, then the nearest others
+                need_s = {ps} | {st.addr(h, yb, xr)[0][0] for h in dests}
+                if len(need_s) > n:
+                    raise TspcError(f"transpose {t.name!r}: {len(need_s)} slices take part in a "
+                                    f"block but a {n}-lane block has only {n} rows")
+                rest = sorted((q for q in mem if q not in need_s), key=lambda q: (abs(q - ps), q))
+                slices = sorted(need_s | set(rest[:n - len(need_s)]))
                 bank_src = src // cfg.bank_depth
                 tmpA = {q: self.temp_word(t, q, bank_src if q == ps else None) for q in slices}
                 tmpC = {q: self.temp_word(t, q) for q in slices}
@@ -881,10 +892,8 @@ class _Lowerer:
                     self.mem_access(tb, "WRITE", q, tmpC[q], 1, 2 + (q - sx), _op(EAST, a),
                                     f"{t.name} column {a}")
                 # (D) gather into every copy of Y's block
-                yb, yoff = divmod(xc * n, st.mblock)
                 tds = []
-                for dest in [h for h in SIDES if h in st.copies and
-                             (yb, xr) in st.copies[h].blocks]:
+                for dest in dests:
                     ((pd, ya),) = st.addr(dest, yb, xr)
                     ya += yoff
                     # only Y's real rows: a block of fewer than n rows has fewer words
