@@ -516,7 +516,7 @@ def test_rsqrt_in_a_chain_and_errors() -> None:
 def test_reshape_next_to_weights_that_fill_a_slice() -> None:
     """GEMV weights (496 x 40, N-split: three column blocks of 62 tiles in the west, 1488 words)
     fill MEM_W3, where a reshape would stage pieces: the reshape uses the east slices only and
-    stays correct. A GEMV whose K needs more queue words than a queue holds is a clear error."""
+    stays correct."""
     rng = np.random.default_rng(45)
     V = rng.integers(-128, 128, size=496)
     W = rng.integers(-8, 8, size=(496, 40))
@@ -535,9 +535,37 @@ def test_reshape_next_to_weights_that_fill_a_slice() -> None:
     res = prog.run({"v": V, "x": X})
     assert np.array_equal(res.outputs["y"], V @ W)
     assert np.array_equal(res.outputs["r"], np.maximum(X, 0).reshape(6, 10))
-    g = Graph("full")
-    g.output("y", g.input("v", (648,)) @ g.const("w", np.ones((648, 8), dtype=np.int8)))
-    _err(lambda: tspc.compile(g), "matmul", "K = 648", "queue", "split")
+
+
+@pytest.mark.parametrize("profile, m, k, n, requant", [
+    ("full", 1, 1024, 16, False),      # GEMV: one unit per MXM of 128 tiles
+    ("full", 16, 1000, 8, True),       # one row block, requantized: the drain after the last run
+    ("full", 20, 600, 12, False),      # M-split, several units each cut into runs
+    ("default", 1, 900, 8, False),     # 4 x 4 MXMs: 225 tiles per unit
+])
+def test_long_k_runs_across_segments(profile: str, m: int, k: int, n: int,
+                                     requant: bool) -> None:
+    """A matmul unit whose K-tiles need more words than a queue holds (about 4 per tile) is cut
+    into runs of K-tiles in consecutive segments; the accumulators keep the partial sums across
+    START. Results equal numpy, cycles equal the prediction (run() checks every segment)."""
+    rng = np.random.default_rng(k + n)
+    X = rng.integers(-128, 128, size=(m, k) if m > 1 else (k,))
+    W = rng.integers(-128, 128, size=(k, n))
+    g = Graph(profile)
+    y = g.input("x", X.shape) @ g.const("w", W)
+    if requant:
+        y = g.requantize(y, multiplier=1 << 30, shift=12, zero_point=3)
+    g.output("y", y)
+    prog = tspc.compile(g)
+    words_per_tile = 4            # LW, IW, ABC and a READ's two words, at least
+    assert -(-k // prog.config.vec_bytes) * words_per_tile > prog.config.queue_depth
+    assert len(prog.segment_cycles) >= 2
+    res = prog.run({"x": X})
+    ref = X.astype(np.int64) @ W.astype(np.int64)
+    if requant:
+        ref = requantize_ref(ref, np.zeros(n, dtype=np.int64), 1 << 30, 12, 3, False)
+    assert np.array_equal(res.outputs["y"], ref)
+    assert res.cycles == prog.predicted_cycles
 
 
 # ---- the default profile: the ECP5-85F target, 4 lanes with every unit ------------------------

@@ -133,3 +133,19 @@ def test_reshape_and_rsqrt_on_rtl() -> None:
     assert np.array_equal(res.outputs["y"], X.reshape(5, 6) @ W)
     assert np.array_equal(res.outputs["q"], rsqrt_int8(X, 5, 3))
     assert res.segment_cycles == prog.segment_cycles and res.cycles == prog.predicted_cycles
+
+
+def test_long_k_gemv_on_rtl() -> None:
+    """A GEMV whose K (648: 81 tiles per unit) needs more words than a queue holds: its units
+    are cut into runs of K-tiles in consecutive segments, and the MXM accumulators must keep the
+    partial sums across START on the RTL too (Verilator)."""
+    rng = np.random.default_rng(14)
+    x = rng.integers(-128, 128, size=648)
+    W = rng.integers(-128, 128, size=(648, 20))
+    g = tspc.Graph("full")
+    g.output("y", g.input("x", (648,)) @ g.const("w", W))
+    prog = tspc.compile(g)
+    assert len(prog.segment_cycles) >= 2
+    res = prog.run({"x": x}, backend="verilator")
+    assert np.array_equal(res.outputs["y"], x @ W)
+    assert res.segment_cycles == prog.segment_cycles and res.cycles == prog.predicted_cycles

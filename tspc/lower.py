@@ -432,10 +432,42 @@ class _Lowerer:
                 lo = doff + rows          # the next drain's ACC after this one's
             pending[h] = None
 
+        def fits_alone(mb: int, nb: int, h: str, k0: int, k1: int, drains) -> bool:
+            comp, _, _ = self.compute_template(A, Wt, mb, nb, h, KB, NB, 0, (k0, k1))
+            empty = self.new_segment(layer, rq)
+            return empty.room_at(comp, empty.find(comp, 0), Template.merged(drains))
+
+        def chunks(mb: int, nb: int, h: str) -> list[tuple[int, int]]:
+            """The unit's K-tiles cut into runs that each fit a queue on their own (the
+            accumulator rows keep the partial sums between segments: START does not touch
+            them, docs/mxm.md); one run when the unit fits."""
+            drains = self.drain_templates(outs, mb, nb, h, A.rows(mb), 0, bias, rq)
+            out, k0 = [], 0
+            while k0 < KB:
+                lo, hi = k0 + 1, KB             # largest k1 whose run fits an empty segment
+                if not fits_alone(mb, nb, h, k0, lo, drains):
+                    raise TspcError(
+                        f"internal error: matmul {mm.name!r}: one weight tile of unit "
+                        f"({mb}, {nb}) does not fit the queues")
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    if fits_alone(mb, nb, h, k0, mid, drains):
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                out.append((k0, lo))
+                k0 = lo
+            return out
+
+        work = []
         for mb, nb, h in units:
+            runs = chunks(mb, nb, h)
+            work += [(mb, nb, h, k0, k1, k1 == KB) for k0, k1 in runs]
+        for mb, nb, h, k0, k1, last in work:
             comp, S_last, rows = self.compute_template(A, Wt, mb, nb, h, KB, NB,
-                                                       rowblock[h] % 2)
-            drains = self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
+                                                       rowblock[h] % 2, (k0, k1))
+            drains = (self.drain_templates(outs, mb, nb, h, rows, rowblock[h] % 2, bias, rq)
+                      if last else [])
             waiting = [d for p in pending.values() if p for d in p[0]]
             # units of one MXM in order (each after the previous one's first ABC); the
             # segment ends when this unit (exact words where it goes) and the drains still to
@@ -448,18 +480,19 @@ class _Lowerer:
                 seg, nunits = self.new_segment(layer, rq), 0
                 started = {"W": None, "E": None}
                 off = seg.find(comp, 0)
-                if not seg.room_at(comp, off):
+                if not seg.room_at(comp, off, Template.merged(drains)):
                     raise TspcError(
-                        f"matmul {mm.name!r}: one unit ({KB} weight tiles of {n} x {n}, K = {k})"
-                        f" needs more than the {self.cfg.queue_depth} words of a queue "
-                        f"(about 4 per tile); the compiler does not split K across segments: "
-                        f"use K <= {(self.cfg.queue_depth - 8) // 4 * n} or split the matmul")
+                        f"internal error: matmul {mm.name!r}: K-tiles {k0}..{k1 - 1} of unit "
+                        f"({mb}, {nb}) do not fit an empty segment")
             seg.commit(comp, off)
+            # the next run of this unit, or the next unit, starts after this run's first ABC
+            # (its claims on the accumulator rows, engines and weights order the rest)
             started[h] = off
-            flush(seg, h)
-            pending[h] = (drains, off + S_last + 3, ("rows", self.mxm[h], rowblock[h] % 2),
-                          rows)
-            rowblock[h] += 1
+            if last:
+                flush(seg, h)
+                pending[h] = (drains, off + S_last + 3, ("rows", self.mxm[h], rowblock[h] % 2),
+                              rows)
+                rowblock[h] += 1
             nunits += 1
         for side in SIDES:
             flush(seg, side)
@@ -945,8 +978,11 @@ class _Lowerer:
         t.claim(("bank", pos, bank), cycle, count)
 
     def compute_template(self, A: Store, Wt: Store, mb: int, nb: int, h: str, KB: int,
-                         NB: int, rb: int) -> tuple[Template, int, int]:
-        """Tiles kb = 0..KB-1 of unit (mb, nb) on MXM_h: relative to the first ABC at 0."""
+                         NB: int, rb: int, krange: tuple[int, int] | None = None
+                         ) -> tuple[Template, int, int]:
+        """Tiles kb = k0..k1-1 (`krange`, default all KB) of unit (mb, nb) on MXM_h, relative
+        to the run's first ABC at 0; the ABC of tile 0 overwrites the accumulator rows (mode 0),
+        every later one adds to them (mode 1)."""
         n = self.n
         t = Template()
         mx = self.mxm[h]
@@ -961,9 +997,10 @@ class _Lowerer:
             delta, period, lw_next = 2, max(n + 1, rows + 1), -1
         d = self.into_mxm(h)
         acc0 = rb * self.mblock_max
-        for kb in range(KB):
-            S = kb * period
-            L = S - delta - n if kb == 0 else S - period + lw_next
+        k0, k1 = krange if krange is not None else (0, KB)
+        for kb in range(k0, k1):
+            S = (kb - k0) * period
+            L = S - delta - n if kb == k0 else S - period + lw_next
             Iw = S - delta
             ((wpos, waddr),) = Wt.addr(h, nb * KB + kb, 0)
             # weights: READ n rows -> LW
@@ -991,7 +1028,7 @@ class _Lowerer:
             t.instr(S, mx, "ABC", _op(d, 0), acc0, rows, 0 if kb == 0 else 1,
                     note=f"unit ({mb},{nb}) k-block {kb}")
             t.claim(("abc", mx), S, rows)
-        S_last = (KB - 1) * period
+        S_last = (k1 - 1 - k0) * period
         t.claim(("rows", mx, rb), 0, S_last + 3)
         return t, S_last, rows
 
