@@ -86,6 +86,14 @@ def build_summary(config: TspConfig, verilog: Path, seconds: float, debug: bool)
     return summary
 
 
+def units_line(config: TspConfig) -> str:
+    """The summary's units: MEM and the compute units built, then the positions that are
+    pass-through placeholders because their unit is not in `config.units`."""
+    absent = [k.upper() for k in ("mxm", "sxm", "vxm") if k not in config.units]
+    return (", ".join(["MEM"] + [u.upper() for u in config.units])
+            + (f" (placeholder positions: {', '.join(absent)})" if absent else ""))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m hdl.build",
@@ -123,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  MEM         : {2 * config.mem_slices} slices x 2 banks x {config.bank_depth} words"
           f" = {summary['mem_bytes_total'] // 1024} KiB")
     print(f"  queues      : {config.num_positions} x {config.queue_depth} instructions")
-    absent = [k.upper() for k in ("mxm", "sxm") if k not in config.units] + ["VXM"]
-    print(f"  units       : {', '.join(['MEM'] + [u.upper() for u in config.units])}"
-          f" (placeholder positions: {', '.join(absent)})")
+    print(f"  units       : {units_line(config)}")
     print(f"  stream regs : {summary['stream_register_bits']} flip-flops")
     print(f"  host map    : CSR 0x0-0x{0x24:x}, IMEM 0x{amap.imem_base:x} + p*0x{amap.imem_span:x},"
           f" MEM 0x{amap.mem_base:x} + p*0x{amap.mem_span:x} (word stride {amap.word_stride})")

@@ -4,7 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hdl.build import main
+from hdl.build import main, units_line
+from tsp.config import TspConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_build_writes_verilog_and_summary(tmp_path, capsys):
     assert main(["--profile", "tiny", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "profile 'tiny'" in out and "units       : MEM" in out
+    assert "profile 'tiny'" in out
+    assert "units       : MEM (placeholder positions: MXM, SXM, VXM)" in out
     v = tmp_path / "tiny" / "tsp_top.v"
     text = v.read_text()
     assert "module tsp_top(" in text
@@ -39,3 +41,9 @@ def test_build_help_and_bad_profile():
                              capture_output=True, text=True, check=False)
     assert blocked.returncode == 1 and "error: cannot write the output directory" in blocked.stderr
     assert "Traceback" not in blocked.stderr
+
+
+def test_units_line_names_only_missing_units():
+    assert units_line(TspConfig.profile("default")) == "MEM, MXM, SXM, VXM"
+    assert units_line(TspConfig.profile("default").replace(units=("mxm",))) == (
+        "MEM, MXM (placeholder positions: SXM, VXM)")
