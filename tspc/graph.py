@@ -10,6 +10,7 @@ import numpy as np
 
 from tsp.config import TspConfig
 
+from .quant import rsqrt_preshift
 from .reshape import MAX_PIECES, is_word_view, reshape_pieces
 
 __all__ = ["DTYPES", "Graph", "Tensor", "TspcError"]
@@ -296,7 +297,7 @@ class Graph:
             if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or \
                     not 0 <= int(val) <= hi:
                 raise TspcError(f"{where}: {what} must be an integer in [0, {hi}], not {val!r}")
-        p = 12 - 2 * int(out_frac_bits) - int(frac_bits)
+        p = rsqrt_preshift(int(frac_bits), int(out_frac_bits))
         if p < 0:
             raise TspcError(
                 f"{where}: frac_bits = {frac_bits} with out_frac_bits = {out_frac_bits} needs "

@@ -442,6 +442,8 @@ class _Lowerer:
             accumulator rows keep the partial sums between segments: START does not touch
             them, docs/mxm.md); one run when the unit fits."""
             drains = self.drain_templates(outs, mb, nb, h, A.rows(mb), 0, bias, rq)
+            if fits_alone(mb, nb, h, 0, KB, drains):
+                return [(0, KB)]
             out, k0 = [], 0
             while k0 < KB:
                 lo, hi = k0 + 1, KB             # largest k1 whose run fits an empty segment
