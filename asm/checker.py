@@ -24,6 +24,8 @@ __all__ = ["DEFAULT_MAX_CYCLES", "check", "field_problem"]
 DEFAULT_MAX_CYCLES = 10_000_000
 _READS = ("READ", "GATHER")
 _WRITES = ("WRITE", "SCATTER")
+# MXM instruction -> the engine it occupies (docs/units.md section 2)
+_MXM_ENGINE = {"LW": "LW", "LWG": "LW", "LXG": "LW", "ABC": "ABC", "ABX": "ABC", "ACC": "ACC"}
 
 
 def _from(line: int | None) -> str:
@@ -449,6 +451,12 @@ class _Checker:
                 raise self.err(f"ILLEGAL: {desc} on {self.pn(q.pos)} at cycle {t}: {why}; the "
                                f"hardware raises ILLEGAL (error bit 3) and {effect}", line, t,
                                q.pos)
+        if instr.unit == "mxm":
+            why = self.mxm_problem(instr, vals)
+            if why:
+                raise self.err(f"ILLEGAL: {desc} on {self.pn(q.pos)} at cycle {t}: {why}; the "
+                               f"hardware raises ILLEGAL (error bit 3) and drops it", line, t,
+                               q.pos)
         for produced, ops in ((False, STREAM_USE[instr.name].consumes),
                               (True, STREAM_USE[instr.name].produces)):
             for op in ops:
@@ -540,24 +548,43 @@ class _Checker:
             return [(t + k * d, (q.pos, addr + k * step, t + k * d)) for k in range(n)]
         return [(t + k * d, None) for k in range(n)]
 
+    def mxm_problem(self, instr: isa.Instr, vals: dict[str, int]) -> str | None:
+        """Why an MXM instruction is ILLEGAL in this profile (docs/units.md section 2), or None:
+        LWG/LXG with w > mxm_load_width, LXG/ABX when mxm_xbuf = 0."""
+        name, cfg = instr.name, self.cfg
+        if name in ("LXG", "ABX") and cfg.mxm_xbuf == 0:
+            return (f"{name} needs the MXM activation buffer and profile {cfg.name!r} has "
+                    f"none (TspConfig.mxm_xbuf = 0)")
+        if name in ("LWG", "LXG") and vals["w"] > cfg.mxm_load_width:
+            return (f"w={vals['w']} is more than TspConfig.mxm_load_width = "
+                    f"{cfg.mxm_load_width} of profile {cfg.name!r} (the most vectors one "
+                    f"{name} element takes in one cycle)")
+        return None
+
     def mxm(self, q: _Queue, instr: isa.Instr, vals: dict[str, int], t: int, line: int | None,
             desc: str) -> list[tuple[int, None]]:
-        """An MXM instruction (docs/mxm.md): engine-busy, accumulator hazards, activity."""
+        """An MXM instruction (docs/mxm.md, docs/units.md section 2): engine-busy (LWG/LXG share
+        the LW engine, ABX the ABC engine), accumulator hazards (ABX elements like ABC ones, at
+        t + k*d), activity."""
         name, x = instr.name, q.pos
         st = self.mxms[x]
         if name == "IW":
             return []
-        first, last, last_line = st.busy.get(name, (-1, -1, None))
+        eng = _MXM_ENGINE[name]
+        first, last, last_line = st.busy.get(eng, (-1, -1, None))
         if last >= t:
+            shared = {"LW": " (shared by LW, LWG and LXG)",
+                      "ABC": " (shared by ABC and ABX)"}.get(eng, "")
             raise self.err(f"ENGINE_BUSY (MXM engine busy): {desc} issues at cycle {t} on "
-                           f"{self.pn(x)} while its {name} engine still runs elements from cycle "
+                           f"{self.pn(x)} while its {eng} engine{shared} is busy from cycle "
                            f"{first} until cycle {last}{_from(last_line)}; the hardware would "
                            f"drop it and raise ENGINE_BUSY", line, t, x)
-        count = vals["count"]
-        elements = [t + k for k in range(count)]
-        st.busy[name] = (t, elements[-1], line)
+        count = max(1, vals["count"])
+        d = max(1, vals["d"]) if name == "ABX" else 1
+        elements = [t + k * d for k in range(count)]
+        st.busy[eng] = (t, elements[-1], line)
         rows = 4 * self.cfg.vec_bytes
-        if name == "ABC":
+        if name in ("ABC", "ABX"):
             for k, u in enumerate(elements):
                 r = (vals["acc"] + k) % rows
                 prev = st.writes.get(r)
@@ -581,7 +608,7 @@ class _Checker:
                         f"writes it at the end of cycle {prev[0] + 2} (an ACC read at cycle u "
                         f"sees only writes that ended by u - 1)", line, u, x)
             end = elements[-1] + 2       # driven out during u + 1
-        else:  # LW
+        else:  # LW, LWG, LXG
             end = elements[-1] + 1
         if end > st.end:
             st.end, st.end_line = end, line

@@ -1,7 +1,8 @@
 # Stream-use table of every instruction that touches streams (ICU IFETCH, MEM, MXM, SXM), kept next
 # to the ISA data: which fields name consumed / produced streams, how wide each operand is (one
-# stream, an SG4 group, ROTATE's k copies, TRANSPOSE's m streams) and how an instruction's elements
-# are timed. The checker derives every stream event from it (docs/assembly.md, section 4).
+# stream, an SG4 group, ROTATE's k copies, LWG/LXG's w streams, TRANSPOSE's m streams) and how an
+# instruction's elements are timed. The checker derives every stream event from it
+# (docs/assembly.md, section 4).
 """`STREAM_USE` and `operand_streams`: the stream events of an instruction, as data."""
 from __future__ import annotations
 
@@ -20,9 +21,10 @@ class Operand:
 
     field: the instruction field naming the (first) stream.
     width: "1" (one stream), "sg4" (an aligned SG4 group: 4 streams), "field:NAME" (as many
-           streams as field NAME says: ROTATE's k), "m" (m = min(streams, vec_bytes) streams:
-           TRANSPOSE) or "type:NAME" (a VXM operand of the type in field NAME: i8 one stream,
-           i16 an aligned SG2 group, i32 an aligned SG4 group, type 3 no operand at all).
+           streams as field NAME says, 0 as 1: ROTATE's k, LWG/LXG's w), "m" (m = min(streams,
+           vec_bytes) streams: TRANSPOSE) or "type:NAME" (a VXM operand of the type in field
+           NAME: i8 one stream, i16 an aligned SG2 group, i32 an aligned SG4 group, type 3 no
+           operand at all).
     role:  word added to the instruction's name in messages ("" for none), e.g. "map".
     """
 
@@ -36,7 +38,8 @@ class StreamUse:
     """Stream operands of one instruction and how its elements are timed.
 
     elements: "one" (a single element at issue), "loop" (a MEM access per loop iteration:
-              t + k*countdown, k < iterations) or "count" (field `count`: t + k, k < count).
+              t + k*countdown, k < iterations), "count" (field `count`: t + k, k < count) or
+              "count_d" (fields `count` and `d`: t + k*d, k < count; ABX).
     Element k at cycle u consumes every stream of `consumes` at u + dskew and produces every
     stream of `produces` at u + dfunc (dskew / dfunc from tsp/isa.py).
     """
@@ -63,6 +66,10 @@ STREAM_USE: dict[str, StreamUse] = {
     "IW": StreamUse(),
     "ABC": StreamUse((Operand("s"),), (), "count"),
     "ACC": StreamUse((), (Operand("s", "sg4"),), "count"),
+    # wide loads (w streams s..s+w-1 per element) and the activation buffer (no stream)
+    "LWG": StreamUse((Operand("s", "field:w"),), (), "count"),
+    "LXG": StreamUse((Operand("s", "field:w"),), (), "count"),
+    "ABX": StreamUse((), (), "count_d"),
     # SXM: one element at issue
     "SHIFT": _ONE_TO_ONE,
     "SETMAP": StreamUse((Operand("m", role="map"),)),
@@ -148,8 +155,10 @@ def _self_check() -> None:
             raise ValueError(f"STREAM_USE[{instr.name}] consumes disagrees with dskew")
         if bool(use.produces) != (instr.dfunc is not None):
             raise ValueError(f"STREAM_USE[{instr.name}] produces disagrees with dfunc")
-        if use.elements == "count" and "count" not in names:
+        if use.elements in ("count", "count_d") and "count" not in names:
             raise ValueError(f"STREAM_USE[{instr.name}]: no count field")
+        if use.elements == "count_d" and "d" not in names:
+            raise ValueError(f"STREAM_USE[{instr.name}]: no d field")
 
 
 _self_check()

@@ -6,7 +6,8 @@
     python bench/compiler.py [--rtl icarus|verilator] [--quick]
 
 Rows: the examples (GEMV 1x256x64 and GEMM 64x64x64, the digits MLP 64-32-10 at a batch of 120,
-all on `full`, the 8-lane slice) and a sweep: GEMV 1 x K x N for K, N in {64, 128, 256} and GEMM M x K x N
+all on `full`, the 8-lane slice) and a sweep: GEMV 1 x K x N for K, N in {64, 128, 256}, plus
+1x512x96 and 1x768x64, and GEMM M x K x N
 for (16,16,16), (32,32,32), (64,64,64), (128,64,64), (64,128,128), (96,40,72) on `full`
 (`--quick`: a few of them). Every row is compiled, run on the golden model (once plainly, timed,
 and once with activity records), checked (outputs == numpy, measured cycles == predicted, per
@@ -51,6 +52,7 @@ REPORT = ROOT / "build" / "reports" / "compiler_bench.json"
 GEMM_TARGET = 0.95          # steady-state MXM utilisation of a GEMM
 GEMV_TARGET = 1.05          # GEMV batch 1: cycles / stream-bandwidth bound
 SWEEP_KN = (64, 128, 256)
+SWEEP_GEMV_LARGE = ((512, 96), (768, 64))    # about 48 KiB of weights (full has 64 KiB of MEM)
 SWEEP_GEMM = ((16, 16, 16), (32, 32, 32), (64, 64, 64), (128, 64, 64), (64, 128, 128),
               (96, 40, 72))
 QUICK = {"example GEMV", "example GEMM", "example MLP", "GEMV 1x64x64", "GEMM 16x16x16",
@@ -114,6 +116,8 @@ def cases(quick: bool) -> list[Case]:
            _mlp_case()]
     out += [_matmul_case(f"GEMV 1x{k}x{n}", "gemv", 1, k, n, 10 + i)
             for i, (k, n) in enumerate((k, n) for k in SWEEP_KN for n in SWEEP_KN)]
+    out += [_matmul_case(f"GEMV 1x{k}x{n}", "gemv", 1, k, n, 20 + i)
+            for i, (k, n) in enumerate(SWEEP_GEMV_LARGE)]
     out += [_matmul_case(f"GEMM {m}x{k}x{n}", "gemm", m, k, n, 30 + i)
             for i, (m, k, n) in enumerate(SWEEP_GEMM)]
     return [c for c in out if c.name in QUICK] if quick else out
@@ -266,7 +270,9 @@ def verdict(records: list[dict]) -> dict:
         out[key] = {
             "target": text,
             "rows": {r["name"]: {"value": r[field], "met": bool(ok(r[field])),
-                                 "weight_path": r["ratio_weight_path"]} for r in measured},
+                                 "weight_path": r["ratio_weight_path"],
+                                 "excess_cycles": r["model_cycles"] - r["bounds"]["streams"]}
+                     for r in measured},
             "not_measured": [r["name"] for r in rows if "rejected" in r],
             "met": bool(measured) and all(ok(r[field]) for r in measured),
         }
@@ -288,11 +294,10 @@ def verdict_text(v: dict) -> str:
             lines.append(f"    not measured (rejected by the compiler): "
                          f"{', '.join(t['not_measured'])}")
         if key == "gemv_stream_ratio" and t["rows"]:
-            wp = [x["weight_path"] for x in t["rows"].values()]
-            lines.append(f"    note: at batch 1 the weight-path bound (LW moves one n-byte row "
-                         f"per cycle into each MXM) exceeds the stream bound, so the stream "
-                         f"target cannot be met on this chip; cycles / weight-path bound: "
-                         f"{min(wp):.2f}x .. {max(wp):.2f}x")
+            ex = [x["excess_cycles"] for x in t["rows"].values()]
+            lines.append(f"    cycles above the stream bound: {min(ex)} .. {max(ex)} (the "
+                         f"pipeline's fill and drain, the x loads of each MXM and the queue "
+                         f"segments: a fixed cost that only large GEMVs amortise)")
     return "\n".join(lines)
 
 

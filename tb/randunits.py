@@ -6,6 +6,13 @@ validates it) out of *episodes*, one per compute unit it picks:
   MXM  LW (one or two parts covering all n shadow rows) -> IW -> ABC mode 0 -> optionally a
        second tile (LW during the ABC, IW possibly while the ABC still streams) -> ABC mode 0
        or 1 (row hazards respected) -> ACC (SG4 out) -> WRITEs capturing the int32 bytes
+  wide after every other episode, from a random stream of its own (so the instructions of the
+       other episodes are placed as before; only random MEM data differs), at each MXM with
+       probability 1/2: a full tile by LWG (row 0, iw = 1, w up to mxm_load_width) -> LXG of
+       activation-buffer rows (w up to mxm_load_width) -> ABX mode 0 (count, d random) ->
+       optionally a second tile by LWG while the ABX runs -> optionally ABX mode 1 on the same
+       rows -> ACC; in profiles without an activation buffer (mxm_xbuf = 0): LWG with w = 1 ->
+       ABC mode 0 -> ACC
   SXM  SETMAP, SHIFT, PERMUTE (bijective maps; in some programs a non-bijective map loaded
        through SHIFT 0 -> SETMAP, which the checker cannot see statically: BAD_MAP), DISTRIBUTE,
        ROTATE, TRANSPOSE; sources are MEM READs or an earlier SXM result at the unit; results
@@ -379,16 +386,56 @@ class UnitProgram:
 
 
 class _UnitGen(_Gen):
+    def __init__(self, cfg: TspConfig, rng: random.Random,
+                 wide_rng: random.Random | None = None):
+        super().__init__(cfg, rng)
+        self.wide_rng = wide_rng              # LWG / LXG / ABX episodes (None: none)
+
     def unit_op(self, st: _State, x: int, t: int, mnem: str, *ops) -> None:
         self.slot(st, x, t, (mnem, ops))
         st.covered.add(mnem)
 
     # ---- MXM ------------------------------------------------------------------------------
+    def acc_step(self, xm: int, cnt: int, acc: int, last_write: dict[int, int],
+                 busy: dict[str, int]) -> Callable[[_State, int], None]:
+        """A placement step: ACC of `cnt` rows from `acc` at MXM `xm` (rows written at
+        `last_write[row]` by ABC/ABX elements, the checker's row hazards), its SG4 output
+        captured by WRITEs (at least one byte stream)."""
+        rng, S, R = self.rng, self.S, 4 * self.n
+        dout = EAST if xm < self.cfg.vxm_position else WEST
+        name = self.cfg.positions[xm]
+
+        def step(st: _State, t: int):
+            if t <= busy["ACC"]:
+                raise _NoFit
+            for k in range(cnt):
+                r = (acc + k) % R
+                if r not in last_write or last_write[r] + 2 >= t + k:
+                    raise _NoFit
+            g = 4 * rng.randrange(S // 4)
+            self.unit_op(st, xm, t, "ACC", _sname(dout, g), acc, cnt)
+            for b in range(4):
+                for k in range(cnt):
+                    self.produce(st, dout, g + b, xm, t + ACC_DFUNC + k)
+            used: set[int] = set()
+            for b in rng.sample(range(4), 4):
+                if rng.random() < 0.9 or not used:
+                    try:
+                        used.add(self.capture(st, xm, t + ACC_DFUNC, cnt, dout, g + b,
+                                              f"{name} ACC byte {b}", used))
+                    except _NoFit:
+                        if not used and b == 3:
+                            raise
+            if not used:
+                raise _NoFit
+            st.notes.append(f"{name} @{t}: ACC {_sname(dout, g)}, {acc}, {cnt} -> "
+                            f"{len(used)} byte streams captured")
+        return step
+
     def mxm_episode(self, xm: int, t0: int) -> None:
         rng, n, S = self.rng, self.n, self.S
         R = 4 * n
         din = WEST if xm < self.cfg.vxm_position else EAST
-        dout = 1 - din
         last_write: dict[int, int] = {}
         busy = {"LW": -1, "ABC": -1, "ACC": -1}
         name = self.cfg.positions[xm]
@@ -424,32 +471,7 @@ class _UnitGen(_Gen):
             return step
 
         def accs(cnt: int, acc: int):
-            def step(st: _State, t: int):
-                if t <= busy["ACC"]:
-                    raise _NoFit
-                for k in range(cnt):
-                    r = (acc + k) % R
-                    if r not in last_write or last_write[r] + 2 >= t + k:
-                        raise _NoFit
-                g = 4 * rng.randrange(S // 4)
-                self.unit_op(st, xm, t, "ACC", _sname(dout, g), acc, cnt)
-                for b in range(4):
-                    for k in range(cnt):
-                        self.produce(st, dout, g + b, xm, t + ACC_DFUNC + k)
-                used: set[int] = set()
-                for b in rng.sample(range(4), 4):
-                    if rng.random() < 0.9 or not used:
-                        try:
-                            used.add(self.capture(st, xm, t + ACC_DFUNC, cnt, dout, g + b,
-                                                  f"{name} ACC byte {b}", used))
-                        except _NoFit:
-                            if not used and b == 3:
-                                raise
-                if not used:
-                    raise _NoFit
-                st.notes.append(f"{name} @{t}: ACC {_sname(dout, g)}, {acc}, {cnt} -> "
-                                f"{len(used)} byte streams captured")
-            return step
+            return self.acc_step(xm, cnt, acc, last_write, busy)
 
         def written(t: int, cnt: int, acc: int) -> None:
             for k in range(cnt):
@@ -508,6 +530,109 @@ class _UnitGen(_Gen):
                 t += 1
             except _NoFit:
                 break
+
+    def wide_episode(self, xm: int, t0: int) -> None:
+        """LWG / LXG / ABX at MXM `xm` (docs/units.md section 2), after everything already at
+        `xm`. With an activation buffer (mxm_xbuf > 0): a full tile by LWG (w up to
+        mxm_load_width, row 0, iw = 1: it installs at the element writing row n-1, when every
+        row is loaded), LXG of buffer rows, ABX mode 0 (count, d random), optionally a second
+        tile loaded by LWG while the ABX runs and an ABX mode 1 on rows it wrote; ACC. Without
+        one: LWG w = 1 (iw = 1) then an ABC mode 0 and ACC. Only state defined here is used."""
+        rng, n, S, R = self.rng, self.n, self.S, 4 * self.n
+        L, B = self.cfg.mxm_load_width, self.cfg.mxm_xbuf
+        din = WEST if xm < self.cfg.vxm_position else EAST
+        name = self.cfg.positions[xm]
+        last_write: dict[int, int] = {}
+        busy = {"LW": -1, "ABC": -1, "ACC": -1}
+        bufrows: dict[int, int] = {}              # buffer row -> end of the cycle written
+
+        def load(mnem: str, w: int, cnt: int, row: int, iw: int):
+            def step(st: _State, t: int):
+                if t <= busy["LW"]:
+                    raise _NoFit
+                s = rng.randrange(S - w + 1)
+                srcs = [self.feed(st, xm, t, cnt, din, s + j) for j in range(w)]
+                ops = (row, cnt, w, iw) if mnem == "LWG" else (row, cnt, w)
+                self.unit_op(st, xm, t, mnem, _sname(din, s), *ops)
+                st.covered.add(f"{mnem}_w{w}" + ("_iw" if iw else ""))
+                st.notes.append(f"{name} @{t}: {mnem} {_sname(din, s)}, "
+                                f"{', '.join(map(str, ops))} <- {', '.join(srcs)}")
+            return step
+
+        def abx(b: int, cnt: int, acc: int, mode: int, d: int):
+            def step(st: _State, t: int):
+                if t <= busy["ABC"] or bufrows[b % B] >= t:
+                    raise _NoFit
+                for k in range(cnt):
+                    r = (acc + k) % R
+                    if mode == 1 and (r not in last_write or last_write[r] + 2 > t + k * d):
+                        raise _NoFit
+                self.unit_op(st, xm, t, "ABX", b, acc, cnt, mode, d)
+                st.covered.add(f"ABX{mode}")
+                st.notes.append(f"{name} @{t}: ABX {b}, {acc}, {cnt}, {mode}, {d}")
+            return step
+
+        def abc(st: _State, t: int):
+            if t <= busy["ABC"]:
+                raise _NoFit
+            s = rng.randrange(S)
+            src = self.feed(st, xm, t, cnt_abc, din, s)
+            self.unit_op(st, xm, t, "ABC", _sname(din, s), acc0, cnt_abc, 0)
+            st.notes.append(f"{name} @{t}: ABC {_sname(din, s)}, {acc0}, {cnt_abc}, 0 <- {src}")
+
+        def tile(t: int) -> int:
+            """A full tile by LWG from row 0 with iw; returns its install cycle."""
+            w = rng.randint(1, L) if B else 1
+            cnt = -(-n // w)
+            t, _ = self.place(load("LWG", w, cnt, 0, 1), t)
+            busy["LW"] = t + cnt - 1
+            return t + (n - 1) // w
+
+        mine = self.st.slots.get(xm, {})
+        t = max([t0] + [c + n + 6 for c in mine])
+        t_inst = tile(t)
+        acc0 = rng.randrange(256)
+        if not B:
+            cnt_abc = rng.randrange(1, 5)
+            t1, _ = self.place(abc, t_inst + 1 + rng.choice([0, 1]))
+            busy["ABC"] = t1 + cnt_abc - 1
+            for k in range(cnt_abc):
+                last_write[(acc0 + k) % R] = t1 + k
+        else:
+            wx = rng.randint(1, L)
+            cx = rng.randint(1, max(1, B // wx))
+            rx = rng.randrange(64)
+            tx, _ = self.place(load("LXG", wx, cx, rx, 0), busy["LW"] + 1)
+            busy["LW"] = tx + cx - 1
+            for i in range(cx * wx):
+                bufrows[(rx + i) % B] = tx + i // wx
+            c1, d1 = rng.randint(1, 4), rng.randint(1, 4)
+            b1 = rng.choice(sorted(bufrows)) + B * rng.randrange(64 // B)
+            t1, _ = self.place(abx(b1, c1, acc0, 0, d1),
+                               max(t_inst, busy["LW"]) + 1 + rng.choice([0, 0, 2]))
+            busy["ABC"] = t1 + (c1 - 1) * d1
+            for k in range(c1):
+                last_write[(acc0 + k) % R] = t1 + k * d1
+            if rng.random() < 0.5:                # a new tile loaded (and installed) meanwhile
+                try:
+                    tile(max(t1, busy["LW"] + 1))
+                except _NoFit:
+                    pass
+            if rng.random() < 0.6:
+                b2 = rng.choice(sorted(bufrows))
+                c2 = rng.randint(1, c1)
+                d2 = rng.randint(1, 3)
+                try:
+                    t2, _ = self.place(abx(b2, c2, acc0, 1, d2), busy["ABC"] + 1)
+                    busy["ABC"] = t2 + (c2 - 1) * d2
+                    for k in range(c2):
+                        last_write[(acc0 + k) % R] = t2 + k * d2
+                except _NoFit:
+                    pass
+        rows = [(acc0 + k) % R for k in range(len(last_write))]
+        cnt = rng.randint(1, len(rows))
+        lo = max(busy["ABC"] + 1, max(last_write[rows[k]] + 3 - k for k in range(cnt)))
+        self.place(self.acc_step(xm, cnt, acc0, last_write, busy), lo)
 
     # ---- SXM ------------------------------------------------------------------------------
     def sxm_episode(self, xs: int, t0: int, with_bad: bool) -> None:
@@ -865,6 +990,21 @@ class _UnitGen(_Gen):
                     self.vxm_episode(t0, skip, n_illegal)
             except _NoFit:
                 continue
+        if "mxm" in cfg.units and self.wide_rng is not None:
+            # LWG / LXG / ABX after all the rest, from their own random stream, so the programs
+            # of the other instructions stay what they were before these were added
+            keep, self.rng = self.rng, self.wide_rng
+            try:
+                for p in (cfg.position_index("MXM_W"), cfg.position_index("MXM_E")):
+                    if self.rng.random() < 0.5:
+                        st = self.st.clone()
+                        try:
+                            self.wide_episode(p, self.rng.randrange(SETUP + READ_DFUNC + 1,
+                                                                    22))
+                        except _NoFit:
+                            self.st = st
+            finally:
+                self.rng = keep
 
 
 def _patched(prog: Program, gen: _Gen) -> tuple[Program, list[tuple[int, int]]]:
@@ -891,7 +1031,8 @@ def random_unit_program(cfg: TspConfig, seed: int, attempts: int = 30,
                          f"known: {', '.join(VXM_FEATURES)}")
     last: Exception | None = None
     for sub in range(attempts):
-        gen = _UnitGen(cfg, random.Random(f"units/{seed}/{sub}"))
+        gen = _UnitGen(cfg, random.Random(f"units/{seed}/{sub}"),
+                       random.Random(f"units-wide/{seed}/{sub}"))
         gen.generate(frozenset(skip))
         if not gen.st.captures and not gen.st.bad_maps:
             last = RuntimeError("nothing captured")

@@ -190,7 +190,10 @@ async def unit_programs(dut):
         covered |= up.covered
     wanted = set()
     if "mxm" in cfg.units:
-        wanted |= {"LW", "IW", "ABC0", "ABC1", "ACC"}
+        wanted |= {"LW", "IW", "ABC0", "ABC1", "ACC", "LWG_w1_iw"}
+        if cfg.mxm_xbuf:                # the wide loads and the activation buffer
+            wanted |= {f"LWG_w{cfg.mxm_load_width}_iw", f"LXG_w{cfg.mxm_load_width}",
+                       "ABX0", "ABX1"}
     if "sxm" in cfg.units:
         wanted |= {"SHIFT", "SETMAP", "PERMUTE_OK", "PERMUTE_BAD", "DISTRIBUTE", "ROTATE",
                    "TRANSPOSE"}

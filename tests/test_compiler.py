@@ -16,6 +16,9 @@ from tspc.quant import requantize as requantize_ref
 
 # the 8-lane slice without the VXM: operations that need the VXM are clear errors on it
 NO_VXM = TspConfig.profile("full").replace(units=("mxm", "sxm"), name="full-novxm")
+# the 8-lane slice without the MXMs' activation buffer: batch-1 GEMVs take the tiled path
+# (LW/IW/ABC per tile) instead of the streamed one (tests/test_compiler_gemv.py)
+TILED = TspConfig.profile("full").replace(mxm_xbuf=0, name="full-tiled")
 
 
 def _gemm(profile: str, m: int, k: int, n: int, seed: int, vector: bool = False):
@@ -521,7 +524,7 @@ def test_reshape_next_to_weights_that_fill_a_slice() -> None:
     V = rng.integers(-128, 128, size=496)
     W = rng.integers(-8, 8, size=(496, 40))
     X = rng.integers(-128, 128, size=(4, 15))
-    g = Graph("full")
+    g = Graph(TILED)
     g.output("y", g.input("v", (496,)) @ g.const("w", W))
     g.output("r", g.reshape(g.relu(g.input("x", X.shape)), (6, 10)))
     prog = tspc.compile(g)
@@ -538,7 +541,7 @@ def test_reshape_next_to_weights_that_fill_a_slice() -> None:
 
 
 @pytest.mark.parametrize("profile, m, k, n, requant", [
-    ("full", 1, 1024, 16, False),      # GEMV: one unit per MXM of 128 tiles
+    (TILED, 1, 1024, 16, False),       # GEMV: one unit per MXM of 128 tiles
     ("full", 16, 1000, 8, True),       # one row block, requantized: the drain after the last run
     ("full", 20, 600, 12, False),      # M-split, several units each cut into runs
     ("default", 1, 900, 8, False),     # 4 x 4 MXMs: 225 tiles per unit

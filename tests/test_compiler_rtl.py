@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import tspc
+from tsp.config import TspConfig
 from tspc import mlp
+from tspc.quant import requantize as requantize_ref
 
 SIMS = ("icarus", "verilator")
 
@@ -136,16 +138,45 @@ def test_reshape_and_rsqrt_on_rtl() -> None:
 
 
 def test_long_k_gemv_on_rtl() -> None:
-    """A GEMV whose K (648: 81 tiles per unit) needs more words than a queue holds: its units
+    """(`full` without the activation buffer, so the tiled path.) A GEMV whose K (648: 81 tiles per unit) needs more words than a queue holds: its units
     are cut into runs of K-tiles in consecutive segments, and the MXM accumulators must keep the
     partial sums across START on the RTL too (Verilator)."""
     rng = np.random.default_rng(14)
     x = rng.integers(-128, 128, size=648)
     W = rng.integers(-128, 128, size=(648, 20))
-    g = tspc.Graph("full")
+    g = tspc.Graph(TspConfig.profile("full").replace(mxm_xbuf=0, name="full-tiled"))
     g.output("y", g.input("x", (648,)) @ g.const("w", W))
     prog = tspc.compile(g)
     assert len(prog.segment_cycles) >= 2
     res = prog.run({"x": x}, backend="verilator")
     assert np.array_equal(res.outputs["y"], x @ W)
+    assert res.segment_cycles == prog.segment_cycles and res.cycles == prog.predicted_cycles
+
+
+@pytest.mark.parametrize("sim", SIMS)
+def test_streamed_gemv_on_rtl(sim: str) -> None:
+    """Streamed batch-1 GEMVs on `full` (LWG w = 4 with iw, LXG, ABX; tspc/gemv.py): x from the
+    host inside the weight regions (1x256x64, int32), x written by an earlier layer
+    (requantized 96 -> 48 with ReLU, then 48 -> 24), and a long K whose chunks run across
+    segments (1x1000x16). Exact results and cycles on both simulators."""
+    rng = np.random.default_rng(15)
+    W1 = rng.integers(-128, 128, size=(256, 64))
+    W2 = rng.integers(-128, 128, size=(96, 48))
+    W3 = rng.integers(-128, 128, size=(48, 24))
+    W4 = rng.integers(-128, 128, size=(1000, 16))
+    x1, x2, x4 = (rng.integers(-128, 128, size=k) for k in (256, 96, 1000))
+    g = tspc.Graph("full")
+    g.output("y1", g.input("x1", (256,)) @ g.const("w1", W1))
+    h = g.requantize(g.input("x2", (96,)) @ g.const("w2", W2), multiplier=1518500250,
+                     shift=14, relu=True)
+    g.output("y2", h @ g.const("w3", W3))
+    g.output("y4", g.input("x4", (1000,)) @ g.const("w4", W4))
+    prog = tspc.compile(g)
+    names = {e.mnemonic for p in prog.programs for e in p.schedule}
+    assert {"LWG", "LXG", "ABX"} <= names and not {"LW", "ABC"} & names
+    res = prog.run({"x1": x1, "x2": x2, "x4": x4}, backend=sim)
+    assert np.array_equal(res.outputs["y1"], x1 @ W1)
+    hr = requantize_ref(x2 @ W2, 0, 1518500250, 14, 0, True).astype(np.int64)
+    assert np.array_equal(res.outputs["y2"], hr @ W3)
+    assert np.array_equal(res.outputs["y4"], x4 @ W4)
     assert res.segment_cycles == prog.segment_cycles and res.cycles == prog.predicted_cycles

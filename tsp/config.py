@@ -63,6 +63,8 @@ _LIMITS = {
     "mem_slices": (1, 16),
     "bank_depth": (8, 32768),
     "queue_depth": (16, 4096),
+    "mxm_load_width": (1, 32),
+    "mxm_xbuf": (0, 64),
 }
 
 
@@ -76,6 +78,9 @@ class TspConfig:
     mem_slices:  MEM slices per hemisphere.
     bank_depth:  words per MEM bank (power of two); a slice has two banks.
     queue_depth: 32-bit instruction words per instruction queue (power of two).
+    mxm_load_width: the most rows an MXM LWG/LXG element takes in one cycle (from streams
+                 s..s+w-1); at most min(vec_bytes, streams) (docs/mxm.md).
+    mxm_xbuf:    vectors in each MXM's activation buffer (LXG/ABX); 0 = none (they are ILLEGAL).
     vxm_stages:  the VXM's ALU stages in pipeline order, one letter each (docs/vxm.md):
                  G general, M multiplier, S shifter; 1..8 stages. `vxm_alus` is their number
                  and VRUN's dfunc is vxm_alus + 4.
@@ -91,6 +96,8 @@ class TspConfig:
     mem_slices: int = 4
     bank_depth: int = 512
     queue_depth: int = 256
+    mxm_load_width: int = 1
+    mxm_xbuf: int = 0
     vxm_stages: str = "GMSG"
     units: tuple[str, ...] = ()
     name: str = "custom"
@@ -109,6 +116,16 @@ class TspConfig:
             raise ConfigError(
                 f"TspConfig.lanes must be a multiple of 4 (host words are 32 bits), "
                 f"not {self.lanes!r}")
+        if self.mxm_load_width > min(self.vec_bytes, self.streams):
+            raise ConfigError(
+                f"TspConfig.mxm_load_width must be at most min(vector bytes, streams) = "
+                f"{min(self.vec_bytes, self.streams)} (an LWG element takes one row per "
+                f"stream), not {self.mxm_load_width!r}")
+        if 0 < self.mxm_xbuf < self.mxm_load_width:
+            raise ConfigError(
+                f"TspConfig.mxm_xbuf must be 0 or at least mxm_load_width "
+                f"({self.mxm_load_width}, the vectors one LXG element writes), "
+                f"not {self.mxm_xbuf!r}")
         for pname in ("bank_depth", "queue_depth"):
             if not _is_pow2(getattr(self, pname)):
                 raise ConfigError(
@@ -244,6 +261,8 @@ class TspConfig:
             "mem_slices_per_hemisphere": self.mem_slices,
             "bank_depth_words": self.bank_depth,
             "queue_depth_words": self.queue_depth,
+            "mxm_load_width": self.mxm_load_width,
+            "mxm_xbuf_vectors": self.mxm_xbuf,
             "vxm_stages": self.vxm_stages,
             "compute_units": list(self.units),
             "positions": list(self.positions),
@@ -266,13 +285,14 @@ PROFILES: dict[str, TspConfig] = {
     # The 8-lane slice with every unit: simulation only (the compiler's examples and benchmarks
     # use it). It does not fit the ECP5-85F: ~98k LUT4 with the VXM (117% of the device).
     "full": TspConfig(lanes=8, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                      queue_depth=256, units=COMPUTE_UNITS, name="full", fpga=""),
+                      queue_depth=256, mxm_load_width=4, mxm_xbuf=8, units=COMPUTE_UNITS,
+                      name="full", fpga=""),
     # The brief's 16-lane slice (16 x 16 MXMs), simulation only.
     "wide": TspConfig(lanes=16, superlanes=1, streams=8, mem_slices=4, bank_depth=512,
-                      queue_depth=256, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="wide",
+                      queue_depth=256, mxm_load_width=4, mxm_xbuf=16, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="wide",
                       fpga=""),
     "large": TspConfig(lanes=16, superlanes=2, streams=16, mem_slices=8, bank_depth=1024,
-                       queue_depth=512, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="large",
+                       queue_depth=512, mxm_load_width=8, mxm_xbuf=16, vxm_stages="GMSGG", units=COMPUTE_UNITS, name="large",
                        fpga=""),
 }
 
@@ -296,6 +316,9 @@ _PARAM_DOCS = {
     "mem_slices": "MEM slices per hemisphere",
     "bank_depth": "words per MEM bank, power of two; each slice has two banks",
     "queue_depth": "32-bit words per instruction queue, power of two",
+    "mxm_load_width": ("rows an MXM LWG/LXG element loads per cycle, one per stream; at most "
+                       "min(vector bytes, streams)"),
+    "mxm_xbuf": "vectors in each MXM's activation buffer (LXG, ABX); 0 = none",
 }
 
 
@@ -323,13 +346,14 @@ def render_markdown() -> str:
             "| `fpga` | `''`, `ice40`, `ecp5` | the board family a profile is meant for |",
             "", "## Profiles", "",
             ("| profile | target | lanes x superlanes | streams/dir | MEM slices | bank depth "
-            "| queue depth | units | positions | MEM bytes | stream-register flip-flops |"),
-            "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| queue depth | MXM load width / act. buffer | units | positions | MEM bytes "
+            "| stream-register flip-flops |"),
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for p in PROFILES.values():
         s = p.summary()
         out.append(f"| `{p.name}` | {s['fpga']} | {p.lanes} x {p.superlanes} | {p.streams} | "
                    f"2 x {p.mem_slices} | {p.bank_depth} | {p.queue_depth} | "
-                   f"{', '.join(p.units) or '-'} | "
+                   f"{p.mxm_load_width} / {p.mxm_xbuf} | {', '.join(p.units) or '-'} | "
                    f"{p.num_positions} | {s['mem_bytes_total']} | "
                    f"{s['stream_register_bits']} |")
     out += ["", ("Stream registers cost positions x streams x 2 directions x vector bits of "

@@ -234,6 +234,33 @@ INSTRUCTIONS: tuple[Instr, ...] = (
                              Field("acc", 8, "uint", "first accumulator row"),
                              Field("count", 7, "uint", "rows (>= 1)", lo=1)), 2, None,
           "Emit accumulator rows acc..acc+count-1 as int32 SG4 vectors, one per cycle."),
+    Instr("LWG", "mxm", 36, (_stream("s", "first weight-row stream (int8)"),
+                             Field("row", 6, "uint", "first shadow-buffer row"),
+                             Field("count", 7, "uint", "elements (>= 1)", lo=1),
+                             Field("w", 5, "uint", "rows per element, streams s..s+w-1 "
+                                                   "(1..mxm_load_width)", lo=1),
+                             Field("iw", 1, "uint", "1: an element writing row n-1 installs")),
+          None, 0,
+          "Load w weight rows per cycle from streams s..s+w-1 (element k: shadow rows "
+          "row+k*w+j mod n); with iw, every element that writes row n-1 also installs the "
+          "shadow (with its own rows) at its end. Uses the LW engine."),
+    Instr("LXG", "mxm", 37, (_stream("s", "first activation stream (int8)"),
+                             Field("row", 6, "uint", "first activation-buffer row"),
+                             Field("count", 7, "uint", "elements (>= 1)", lo=1),
+                             Field("w", 5, "uint", "vectors per element, streams s..s+w-1 "
+                                                   "(1..mxm_load_width)", lo=1)),
+          None, 0,
+          "Load w activation vectors per cycle from streams s..s+w-1 into activation-buffer "
+          "rows row+k*w+j mod mxm_xbuf. Uses the LW engine; ILLEGAL when mxm_xbuf = 0."),
+    Instr("ABX", "mxm", 38, (Field("b", 6, "uint", "activation-buffer row (mod mxm_xbuf)"),
+                             Field("acc", 8, "uint", "first accumulator row"),
+                             Field("count", 7, "uint", "vectors (>= 1)", lo=1),
+                             Field("mode", 1, "uint", "0: overwrite, 1: accumulate"),
+                             Field("d", 4, "uint", "cycles between elements (>= 1)", lo=1)),
+          None, None,
+          "Like ABC with the activation held in buffer row b: element k enters at t+k*d and "
+          "row acc+k gets W^T x (mode 1: added). Uses the ABC engine; ILLEGAL when "
+          "mxm_xbuf = 0."),
     # ---- SXM: lane shifter / permuter (docs/units.md, docs/mxm.md) ----------------------------
     Instr("SHIFT", "sxm", 40, (_stream("s", "source"), _stream("d", "destination"),
                                Field("n", 6, "sint", "lanes to shift up (negative: down)")),

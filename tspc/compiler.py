@@ -109,7 +109,16 @@ class CompiledProgram:
         for t in self.lowered.host:
             st = self.lowered.stores[t.name]
             value = t.attrs["value"] if t.op == "const" else vals[t.name]
-            if st.kind == "weights":
+            if st.kind == "wstream":                   # streamed GEMV layout (tspc/gemv.py)
+                k, nn = t.shape
+                pad = np.zeros((-(-k // n) * n, -(-nn // n) * n), dtype=np.int64)
+                pad[:k, :nn] = value
+                for p, a, row, nb in st.wmap:
+                    writes.append((p, a, pad[row, nb * n:(nb + 1) * n].astype(np.int8).tobytes()))
+            elif st.kind == "xstream":                 # x inside the GEMV's regions
+                for p, a, kb in st.xmap:
+                    writes.append((p, a, self._act_block(value, kb)))
+            elif st.kind == "weights":
                 k, nn = t.shape
                 kb_n = -(-k // n)
                 pad = np.zeros((kb_n * n, -(-nn // n) * n), dtype=np.int64)
@@ -130,6 +139,14 @@ class CompiledProgram:
                 for b, (p, a) in enumerate(c.blocks[(nb, 0)]):
                     writes.append((p, a, planes[b].tobytes()))
         return writes
+
+    def _act_block(self, value: np.ndarray, cb: int) -> bytes:
+        """Column block cb of a 1-row int8 tensor, zero-padded to a vector."""
+        n = self.config.vec_bytes
+        row = np.zeros(n, dtype=np.int64)
+        v = np.asarray(value, dtype=np.int64).reshape(-1)[cb * n:(cb + 1) * n]
+        row[:v.size] = v
+        return row.astype(np.int8).tobytes()
 
     def _act_writes(self, st: Store, value: np.ndarray) -> list[tuple[int, int, bytes]]:
         n = self.config.vec_bytes

@@ -15,6 +15,7 @@ from asm import AsmError, Program
 from tsp import isa
 from tsp.config import TspConfig
 
+from .gemv import gemv_plan, lower_gemv, place_weights, place_x
 from .graph import Graph, Tensor, TspcError
 from .reshape import reshape_pieces
 from .schedule import SelfConflict, Template, Timeline
@@ -231,14 +232,17 @@ class _Lowerer:
         same cycles as a matmul's activations), penalty 3. Elementwise partners and sources:
         `place(partners=..., sources=...)`."""
         pen: dict[int, int] = {}
+        for p in self.weight_slices(side, ("wstream",)):    # streamed GEMV weights: their
+            pen[p] = 2                                      # matmul reads no tiled x there
         for p in self.weight_slices(side):
             pen[p] = 3
         return pen
 
-    def weight_slices(self, side: str) -> set[int]:
+    def weight_slices(self, side: str, kinds: tuple[str, ...] = ("weights",)) -> set[int]:
         """Slices of `side` that hold weight tiles (activations avoid them: a unit reads its
-        weights and its activations in the same cycles)."""
-        return {p for s in self.stores.values() if s.kind == "weights"
+        weights and its activations in the same cycles); `kinds` ("wstream": streamed GEMV
+        weights)."""
+        return {p for s in self.stores.values() if s.kind in kinds
                 for c in s.copies.values() if c.side == side for p in c.positions()}
 
     # ---- the work ------------------------------------------------------------------------
@@ -291,6 +295,9 @@ class _Lowerer:
                         mark(a, i, SIDES)
                     else:
                         mark(a, i, (SIDES[i % 2],))
+        # batch-1 GEMVs streamed through the activation buffer (tspc/gemv.py)
+        self.gemv = {id(mm): pl for mm in matmuls
+                     if (pl := gemv_plan(self, mm, consumers)) is not None}
         # host tensors first: weights then activations, so weights take the slices nearest
         host = [t for t in order if t.is_host]
         for t in sorted(host, key=lambda t: 0 if any(
@@ -320,7 +327,10 @@ class _Lowerer:
             int32_out = any(o is mm for o in self.g.outputs.values())
             if not rq and not int32_out:
                 raise TspcError(f"matmul {mm.name!r} is neither requantized nor an output")
-            self.lower_matmul(mm, plan[id(mm)], rq[0] if rq else None, int32_out, need)
+            if id(mm) in self.gemv:
+                lower_gemv(self, mm, self.gemv[id(mm)], rq[0] if rq else None, int32_out, need)
+            else:
+                self.lower_matmul(mm, plan[id(mm)], rq[0] if rq else None, int32_out, need)
         return Lowered(self.cfg, self.segments, self.stores, host, self.biases,
                        sorted(self.zero_words.items()))
 
@@ -329,6 +339,13 @@ class _Lowerer:
         is_weight = [u for u in consumers if u.op == "matmul" and u.args[1] is t]
         if is_weight and any(u.args[0] is t for u in consumers if u.op == "matmul"):
             raise TspcError(f"tensor {t.name!r} is used both as weights and as activations")
+        streamed = [self.gemv[id(u)] for u in consumers if id(u) in self.gemv]
+        if is_weight and streamed:
+            self.stores[t.name] = place_weights(self, t, streamed[0])
+            return
+        if streamed and streamed[0].inline:
+            place_x(self, t, streamed[0])
+            return
         if is_weight:
             k, nn = t.shape
             kb, nb = -(-k // n), -(-nn // n)
@@ -372,34 +389,7 @@ class _Lowerer:
         per = {h: [u for u in units if u[2] == h] for h in SIDES}
         units = [u for pair in zip(per["W"], per["E"]) for u in pair] + \
             per["W"][len(per["E"]):] + per["E"][len(per["W"]):]
-        # output stores
-        outs = []
-        if rq is not None:
-            st = Store(rq, A.mblock, MB, NB)
-            d = {h: set(v) for h, v in need.get(id(rq), {}).items()}
-            for mb, nb, h in units:                 # outputs nobody reads on chip stay home
-                if not any(mb in v for v in d.values()):
-                    d.setdefault(h, set()).add(mb)
-            for h in sorted(d):
-                busy = self.avoid(rq, h)
-                keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(NB)]
-                st.copies[h] = self.place(rq, st, h, keys, 1, busy, "result", (1, 0),
-                                          spread=True, partners=self.partners(rq))
-            self.stores[rq.name] = st
-            outs.append(("rq", st))
-        if int32_out:
-            st = Store(mm, A.mblock, MB, NB, kind="int32")
-            by_side: dict[str, list[tuple[int, int]]] = {}
-            for mb, nb, h in units:
-                by_side.setdefault(h, []).append((mb, nb))
-            for h in sorted(by_side):
-                # the SG4 streams flow from the MXM through its own hemisphere and on through
-                # the other one: any four slices on the way can write the planes
-                other = self.slices["E" if h == "W" else "W"][::-1]
-                st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result",
-                                          (1, 0), slices=self.slices[h][::-1] + other)
-            self.stores[mm.name] = st
-            outs.append(("i32", st))
+        outs = self.matmul_outs(mm, A, MB, NB, units, rq, int32_out, need)
         bias = None
         if rq is not None and rq.attrs["bias"] is not None:
             bias = self.place_bias(rq)
@@ -499,6 +489,39 @@ class _Lowerer:
         for side in SIDES:
             flush(seg, side)
         self.close_segment(seg, layer, nunits)
+
+    def matmul_outs(self, mm: Tensor, A: Store, MB: int, NB: int, units, rq: Tensor | None,
+                    int32_out: bool, need) -> list[tuple[str, Store]]:
+        """The result stores of a matmul whose work units are `units` ((mb, nb, side)): the
+        requantized int8 result (in every hemisphere that reads it) and/or the int32 planes."""
+        outs = []
+        if rq is not None:
+            st = Store(rq, A.mblock, MB, NB)
+            d = {h: set(v) for h, v in need.get(id(rq), {}).items()}
+            for mb, nb, h in units:                 # outputs nobody reads on chip stay home
+                if not any(mb in v for v in d.values()):
+                    d.setdefault(h, set()).add(mb)
+            for h in sorted(d):
+                busy = self.avoid(rq, h)
+                keys = [(mb, cb) for mb in sorted(d[h]) for cb in range(NB)]
+                st.copies[h] = self.place(rq, st, h, keys, 1, busy, "result", (1, 0),
+                                          spread=True, partners=self.partners(rq))
+            self.stores[rq.name] = st
+            outs.append(("rq", st))
+        if int32_out:
+            st = Store(mm, A.mblock, MB, NB, kind="int32")
+            by_side: dict[str, list[tuple[int, int]]] = {}
+            for mb, nb, h in units:
+                by_side.setdefault(h, []).append((mb, nb))
+            for h in sorted(by_side):
+                # the SG4 streams flow from the MXM through its own hemisphere and on through
+                # the other one: any four slices on the way can write the planes
+                other = self.slices["E" if h == "W" else "W"][::-1]
+                st.copies[h] = self.place(mm, st, h, sorted(by_side[h]), 4, set(), "result",
+                                          (1, 0), slices=self.slices[h][::-1] + other)
+            self.stores[mm.name] = st
+            outs.append(("i32", st))
+        return outs
 
     def place_bias(self, rq: Tensor) -> Copy:
         """int32 bias as four byte planes in the west slices (one word per column block), read
@@ -1035,12 +1058,14 @@ class _Lowerer:
         return t, S_last, rows
 
     def drain_templates(self, outs, mb: int, nb: int, h: str, rows: int, rb: int,
-                        bias, rq: Tensor | None) -> list[Template]:
-        """ACC of unit (mb, nb)'s rows, relative to the ACC issue at 0: one template per
-        destination (int32 planes; requantized int8 per hemisphere that needs it)."""
+                        bias, rq: Tensor | None, acc0: int | None = None) -> list[Template]:
+        """ACC of unit (mb, nb)'s rows (from accumulator row `acc0`, default the first of
+        row block `rb`), relative to the ACC issue at 0: one template per destination (int32
+        planes; requantized int8 per hemisphere that needs it)."""
         mx = self.mxm[h]
         dout = EAST if h == "W" else WEST           # ACC flows toward the VXM
-        acc0 = rb * self.mblock_max
+        if acc0 is None:
+            acc0 = rb * self.mblock_max
         res = []
         for kind, st in outs:
             dests = [h] if kind == "i32" else [s for s in SIDES if s in st.copies and
