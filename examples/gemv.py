@@ -2,9 +2,11 @@
 
     python examples/gemv.py [--k 256 --n 64] [--backend model|icarus|verilator] [--profile full]
 
-At batch 1 every weight is used once, so the MXMs wait for weights: each 8 x 8 tile takes n
-cycles of LW on one stream. The script prints the cycle count against the stream-bandwidth
-bound (docs/compiler.md, "Bounds").
+At batch 1 every weight is used once, so the MEM read ports set the pace. On `full` the MXMs
+load 4 weight rows per cycle (LWG from four slices) and hold x in their activation buffer
+(LXG, ABX): docs/compiler.md, "Streamed GEMV". On `default` (no buffer) each 4 x 4 tile takes
+n + 1 cycles (LW, IW). The script prints the cycle count against the stream-bandwidth bound
+(docs/compiler.md, "Bounds").
 """
 from __future__ import annotations
 
