@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import tspc
-from tsp.config import TspConfig
 from tspc import mlp
 from tspc.quant import requantize as requantize_ref
 
@@ -138,13 +137,14 @@ def test_reshape_and_rsqrt_on_rtl() -> None:
 
 
 def test_long_k_gemv_on_rtl() -> None:
-    """(`full` without the activation buffer, so the tiled path.) A GEMV whose K (648: 81 tiles per unit) needs more words than a queue holds: its units
-    are cut into runs of K-tiles in consecutive segments, and the MXM accumulators must keep the
-    partial sums across START on the RTL too (Verilator)."""
+    """A GEMV on `default` (no activation buffer: the tiled path) whose K (648: 162 tiles per
+    unit) needs more words than a queue holds: its units are cut into runs of K-tiles in
+    consecutive segments, and the MXM accumulators must keep the partial sums across START on
+    the RTL too (Verilator)."""
     rng = np.random.default_rng(14)
     x = rng.integers(-128, 128, size=648)
     W = rng.integers(-128, 128, size=(648, 20))
-    g = tspc.Graph(TspConfig.profile("full").replace(mxm_xbuf=0, name="full-tiled"))
+    g = tspc.Graph("default")
     g.output("y", g.input("x", (648,)) @ g.const("w", W))
     prog = tspc.compile(g)
     assert len(prog.segment_cycles) >= 2
