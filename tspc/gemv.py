@@ -60,8 +60,9 @@ def gemv_plan(lw, mm: Tensor, consumers) -> GemvPlan | None:
     chunks = {}
     for h in SIDES:
         for gi, grp in enumerate(groups[h]):
-            # a chunk's region per slice (C * len(grp) * p words) must fit one bank
-            C = max(1, min(cfg.mxm_xbuf, cfg.bank_depth // (len(grp) * p)))
+            # a chunk's region per slice (C * len(grp) * p weight words and up to C x words)
+            # must fit one bank
+            C = max(1, min(cfg.mxm_xbuf, cfg.bank_depth // (len(grp) * p + 1)))
             chunks[(h, gi)] = [(k0, min(k0 + C, KB)) for k0 in range(0, KB, C)]
     inline = a.op == "input" and all(u is mm for u in consumers[id(a)])
     return GemvPlan(g, p, KB, NB, groups, chunks, inline)
