@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from mxm_harness import ABC, ACC, IW, LW, E, Stim, W, simulate
 
 from asm import AsmError, assemble
-from hdl.mxm import Mxm
 from sim.mxm import MxmModel
 from tsp.config import TspConfig
-from tsp.isa import BY_NAME, EAST, WEST, decode, encode, stream_operand
+from tsp.isa import WEST, decode, encode, stream_operand
 
 TINY = TspConfig.profile("tiny")          # n = 4, 4 streams, R = 16
 FULL = TspConfig.profile("full")          # n = 8, 8 streams, R = 32
@@ -22,107 +21,9 @@ BUSY = 1 << 1                             # ENGINE_BUSY (docs/architecture.md se
 WIDE = TspConfig.profile("wide")          # n = 16, 8 streams, R = 64
 
 
-def E(i: int) -> int:
-    return stream_operand(EAST, i)
-
-
-def W(i: int) -> int:
-    return stream_operand(WEST, i)
-
-
-def _enc(name: str, count: int, **fields: int) -> int:
-    """Encode; count 0 (which the encoder rejects) is put into the word directly."""
-    word = encode(name, count=max(count, 1), **fields)
-    if count == 0:
-        f = BY_NAME[name].field("count")
-        word &= ~(((1 << f.width) - 1) << f.offset)
-    return word
-
-
-def LW(s: int, row: int, count: int) -> int:
-    return _enc("LW", count, s=s, row=row)
-
-
-def IW() -> int:
-    return encode("IW")
-
-
-def ABC(s: int, acc: int, count: int, mode: int = 0) -> int:
-    return _enc("ABC", count, s=s, acc=acc, mode=mode)
-
-
-def ACC(s: int, acc: int, count: int) -> int:
-    return _enc("ACC", count, s=s, acc=acc)
-
-
-class Stim:
-    """Instruction words and stream register values at the MXM, per cycle."""
-
-    def __init__(self, cfg: TspConfig, cycles: int):
-        self.cfg = cfg
-        self.cycles = cycles
-        self.prog: dict[int, int] = {}
-        self.east = np.zeros((cycles, cfg.streams, cfg.vec_bytes), dtype=np.uint8)
-        self.west = np.zeros_like(self.east)
-        self.preload: dict[int, list[int]] = {}    # accumulator row -> n int32 values
-
-    def at(self, t: int, word: int) -> Stim:
-        assert t not in self.prog, f"two instructions at cycle {t}"
-        self.prog[t] = word
-        return self
-
-    def vec(self, t: int, operand: int, values) -> Stim:
-        regs = self.west if operand >> 5 else self.east
-        regs[t, operand & 31] = np.asarray(values, dtype=np.int64) & 0xFF
-        return self
-
-
-def _pack(vecs: np.ndarray) -> int:
-    return int.from_bytes(np.ascontiguousarray(vecs, dtype=np.uint8).tobytes(), "little")
-
-
 def run_rtl(stim: Stim, pause: tuple[int, int] | None = None) -> list:
-    """Per cycle: (wen_e, wen_w, {(dir, stream): bytes}, active, err). `pause=(t, gap)`: before
-    cycle t, drop `run` for `gap` cycles with one `clear` pulse (a host START in between)."""
-    cfg = stim.cfg
-    dut = Mxm(cfg)
-    V, S, n = cfg.vec_bits, cfg.streams, cfg.vec_bytes
-    trace = []
-
-    async def bench(ctx):
-        for row, vals in stim.preload.items():
-            ctx.set(dut.accum_mem.data[row],
-                    sum((v & 0xFFFFFFFF) << (32 * j) for j, v in enumerate(vals)))
-        for t in range(stim.cycles):
-            if pause is not None and t == pause[0]:
-                ctx.set(dut.run, 0)
-                ctx.set(dut.issue, 0)
-                for g in range(pause[1]):
-                    ctx.set(dut.clear, int(g == 1))
-                    await ctx.tick()
-                ctx.set(dut.clear, 0)
-            ctx.set(dut.run, 1)
-            word = stim.prog.get(t)
-            ctx.set(dut.issue, int(word is not None))
-            ctx.set(dut.instr, word or 0)
-            ctx.set(dut.cur_e.as_value(), _pack(stim.east[t]))
-            ctx.set(dut.cur_w.as_value(), _pack(stim.west[t]))
-            wen = (ctx.get(dut.wen_e), ctx.get(dut.wen_w))
-            data = (ctx.get(dut.wdata_e.as_value()), ctx.get(dut.wdata_w.as_value()))
-            writes = {}
-            for d in (0, 1):
-                for s in range(S):
-                    if wen[d] >> s & 1:
-                        writes[(d, s)] = ((data[d] >> (s * V)) & ((1 << V) - 1)).to_bytes(
-                            n, "little")
-            trace.append((wen[0], wen[1], writes, ctx.get(dut.active), ctx.get(dut.err)))
-            await ctx.tick()
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return trace
+    """Per cycle: (wen_e, wen_w, {(dir, stream): bytes}, active, err) (tests/mxm_harness.py)."""
+    return simulate(stim, pause)[0]
 
 
 def run_model(stim: Stim, pause: tuple[int, int] | None = None) -> tuple[list, MxmModel]:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from mxm_harness import ABC, ABX, ACC, LW, LWG, LXG, E, W
+from mxm_harness import IW as IW_
 
 from sim.model import TspModel
 from sim.mxm import MxmModel
 from tsp.config import TspConfig
-from tsp.isa import BY_NAME, EAST, WEST, decode, encode, stream_operand
+from tsp.isa import EAST, WEST, decode, encode
 
 FULL = TspConfig.profile("full")          # n = 8, 8 streams, R = 32, L = 4, B = 8
 DEFAULT = TspConfig.profile("default")    # n = 4, L = 1, B = 0
@@ -20,49 +22,7 @@ BUSY = 1 << 1                             # ENGINE_BUSY (docs/architecture.md se
 ILL = 1 << 3                              # ILLEGAL
 
 
-def E(i: int) -> int:
-    return stream_operand(EAST, i)
-
-
-def W(i: int) -> int:
-    return stream_operand(WEST, i)
-
-
-def word(name: str, **fields: int) -> int:
-    """Encode; fields given as 0 where the encoder demands >= 1 are cleared in the word."""
-    zero = [k for k, v in fields.items() if v == 0 and BY_NAME[name].field(k).lo > 0]
-    w = encode(name, **{k: (1 if k in zero else v) for k, v in fields.items()})
-    for k in zero:
-        f = BY_NAME[name].field(k)
-        w &= ~(((1 << f.width) - 1) << f.offset)
-    return w
-
-
-def LWG(s, row, count, w, iw=0):
-    return word("LWG", s=s, row=row, count=count, w=w, iw=iw)
-
-
-def LXG(s, row, count, w):
-    return word("LXG", s=s, row=row, count=count, w=w)
-
-
-def ABX(b, acc, count, mode=0, d=1):
-    return word("ABX", b=b, acc=acc, count=count, mode=mode, d=d)
-
-
-def LW(s, row, count):
-    return word("LW", s=s, row=row, count=count)
-
-
-def ABC(s, acc, count, mode=0):
-    return word("ABC", s=s, acc=acc, count=count, mode=mode)
-
-
-def ACC(s, acc, count):
-    return word("ACC", s=s, acc=acc, count=count)
-
-
-IW = encode("IW")
+IW = IW_()
 
 
 class Run:
